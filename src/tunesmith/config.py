@@ -1,0 +1,289 @@
+"""The one typed schema of a run: model / task / data / method / train / eval / output.
+
+Field descriptions double as the reference docs (`tunesmith config show --docs`). Unknown keys fail,
+naming the key and the nearest valid one; wrong types name the full config path.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunesmith.errors import UserError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(Section):
+    path: str = Field(
+        "smollm2-135m-instruct",
+        description="HF model folder, .gguf file, hub id already in the local cache, or a packaged alias",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU"
+    )
+    trust_remote_code: bool = Field(False, description="run code shipped with the model (off by default)")
+    attn_implementation: Literal["auto", "eager", "sdpa", "flash_attention_2"] = Field(
+        "auto", description="attention kernel; auto lets transformers pick (sdpa where available)"
+    )
+    revision: str | None = Field(None, description="hub revision when model.path is a hub id")
+
+
+class SourceConfig(Section):
+    path: str = Field(description="a .jsonl/.json/.csv/.parquet file or a folder of .txt files")
+    format: str = Field("auto", description="record format; auto-detected from the first record")
+    columns: dict[str, str] = Field(default_factory=dict, description="format field -> file column")
+    weight: float = Field(1.0, gt=0, description="mixing weight relative to the other sources")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return _check_format(value)
+
+
+def _check_format(value: str) -> str:
+    from tunesmith.data.formats import FORMATS
+
+    if value != "auto" and value not in FORMATS:
+        raise ValueError(f"unknown format {value!r}; known: auto, {', '.join(FORMATS.names())}")
+    return value
+
+
+class DataConfig(Section):
+    train: str | list[str | SourceConfig] = Field(
+        description="training data: a path, or a list of sources with their own format/columns/weight"
+    )
+    eval: str | list[str | SourceConfig] | None = Field(None, description="held-out evaluation data")
+    eval_split: float | None = Field(
+        None, gt=0, lt=1, description="share of train held out for eval when data.eval is not given"
+    )
+    format: str = Field("auto", description="default record format for sources that do not set one")
+    columns: dict[str, str] = Field(default_factory=dict, description="default column mapping")
+    max_length: int = Field(512, ge=8, description="tokens per sample (and per packed row)")
+    packing: bool = Field(True, description="pack several samples per row, attention never crossing them")
+    truncation: Literal["truncate", "drop", "error"] = Field(
+        "truncate",
+        description="a sample longer than max_length: truncate (keep the start), drop it, or error",
+    )
+    train_on_prompt: bool = Field(False, description="also train on system/user tokens")
+    chat_template: str = Field(
+        "auto", description="auto: the tokenizer's template, chatml when it has none; or a named template"
+    )
+    system_prompt: str | None = Field(None, description="system message added to chats that have none")
+    group_by_length: bool = Field(True, description="batch samples of similar length when packing is off")
+    num_mix_samples: int | None = Field(
+        None, ge=1, description="records drawn from the weighted mix (default: sum of source sizes)"
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        return _check_format(value)
+
+
+class MethodConfig(Section):
+    name: Literal["full", "lora"] = Field("lora", description="how the model learns")
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="modules LoRA wraps: all-linear, or a list of names"
+    )
+
+
+class TrainConfig(Section):
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; replaces epochs when set")
+    epochs: float | None = Field(None, gt=0, description="passes over the data (default 1 if no max_steps)")
+    batch_size: int = Field(8, ge=1, description="rows per micro-batch")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    lr: float = Field(2.0e-4, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")
+    seed: int = 0
+    save_every_steps: int | None = Field(None, ge=1, description="checkpoint cadence (always at the end)")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept, newest first")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on GPUs that support it, none on CPU"
+    )
+    gradient_checkpointing: bool = False
+    log_every_steps: int = Field(1, ge=1)
+
+
+class EvalConfig(Section):
+    none: bool = Field(False, description="turn evaluation off")
+    every_steps: int | None = Field(None, ge=1, description="evaluation cadence (also before and after)")
+    batch_size: int | None = Field(None, ge=1, description="defaults to train.batch_size")
+    num_samples: int = Field(2, ge=0, description="sample answers generated before and after training")
+    max_new_tokens: int = Field(64, ge=1)
+
+
+class OutputConfig(Section):
+    dir: str = Field("runs", description="root folder of run folders")
+    name: str | None = Field(None, description="run folder name (default: a timestamp)")
+
+
+class RunConfig(Section):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: Literal["instruction", "causal_lm"] = Field(
+        "instruction", description="instruction (chats / pairs) or causal_lm (plain text)"
+    )
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RunConfig:
+        problems = []
+        if self.data.eval is not None and self.data.eval_split is not None:
+            problems.append("data.eval and data.eval_split are both set; keep one")
+        if self.train.max_steps is not None and self.train.epochs is not None:
+            problems.append("train.max_steps and train.epochs are both set; keep one")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`train.lr=1e-3` → (['train', 'lr'], 0.001); the value is read as YAML."""
+    if "=" not in text:
+        raise UserError(f"override {text!r} is not key.sub=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise UserError(f"override {text!r} has an empty key")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for key in keys[:-1]:
+            child = node.get(key)
+            if child is None or isinstance(child, str):
+                # `task: instruction` becomes a mapping only if the schema wants one; here keep it simple
+                child = {}
+                node[key] = child
+            if not isinstance(child, dict):
+                raise UserError(f"override {text!r}: {key} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_config(source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None) -> RunConfig:
+    """Build a RunConfig from a YAML path, a dict or a RunConfig, then apply dotted overrides.
+
+    Relative data paths in a YAML file are resolved against the file's folder.
+    """
+    if isinstance(source, RunConfig):
+        if not overrides:
+            return source
+        source = source.model_dump(mode="json")
+    base_dir: Path | None = None
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: the config must be a mapping of sections")
+        base_dir = path.resolve().parent
+    else:
+        raw = dict(source)
+    raw = apply_overrides(_deepcopy(raw), overrides or [])
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc)) from None
+    if base_dir is not None:
+        _resolve_data_paths(config, base_dir)
+    return config
+
+
+def _deepcopy(raw: dict[str, Any]) -> dict[str, Any]:
+    return yaml.safe_load(yaml.safe_dump(raw)) if raw else {}
+
+
+def _resolve_data_paths(config: RunConfig, base_dir: Path) -> None:
+    def fix(path: str) -> str:
+        candidate = base_dir / path
+        return str(candidate) if not Path(path).is_absolute() and candidate.exists() else path
+
+    def fix_all(spec: str | list[str | SourceConfig] | None) -> Any:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            return fix(spec)
+        return [fix(s) if isinstance(s, str) else s.model_copy(update={"path": fix(s.path)}) for s in spec]
+
+    config.data.train = fix_all(config.data.train)
+    config.data.eval = fix_all(config.data.eval)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the full config path; unknown keys get a suggestion."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(part) for part in err["loc"] if not _is_union_tag(part)]
+        path = ".".join(loc) or "config"
+        if err["type"] == "extra_forbidden":
+            valid = _valid_keys_at(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = f"; did you mean {'.'.join([*loc[:-1], close[0]])}?" if close else ""
+            lines.append(f"unknown config key {path}{hint} (valid here: {', '.join(valid)})")
+        elif err["type"] == "missing":
+            lines.append(f"config key {path} is required")
+        else:
+            lines.append(f"config key {path}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(dict.fromkeys(lines))
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts union member names (e.g. 'str', 'list[...]', 'SourceConfig') into error locations
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in {"str", "int", "float"})
+
+
+def _valid_keys_at(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        sub = _section_type(field.annotation)
+        if sub is None:
+            return []
+        model = sub
+    return list(model.model_fields)
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

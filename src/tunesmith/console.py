@@ -1,0 +1,84 @@
+"""What the user sees: token statistics, parameter counts, a progress bar with ETA, the final summary.
+
+The Reporter is also the callback that writes `metrics.jsonl` and `train.log`, so the console and the
+run folder always show the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tunesmith.engine.callbacks import Event, LoopState
+from tunesmith.runs.folder import RunFolder
+
+
+class Reporter:
+    def __init__(self, run: RunFolder, quiet: bool = False) -> None:
+        self.run = run
+        self.console = Console(stderr=True, quiet=quiet, highlight=False)
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.quiet = quiet
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+        self.run.log_line(text)
+
+    def data_stats(self, stats: dict[str, Any], formats: list[str]) -> None:
+        table = Table(title=f"training data ({', '.join(formats)})", show_header=False)
+        for key, value in stats.items():
+            table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+        self.console.print(table)
+        self.run.log_line("data " + json.dumps(stats))
+
+    def parameters(self, trainable: int, total: int, method: str) -> None:
+        self.say(f"method {method}: trainable params {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
+
+    def start(self, state: LoopState) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=self.quiet,
+        )
+        self.task = self.progress.add_task("train", total=state.total_steps, completed=state.step, info="")
+        self.progress.start()
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def callback(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
+        if event in (Event.STEP_END, Event.EVALUATE):
+            self.run.append_metrics(record)
+        if event is Event.STEP_END:
+            info = f"loss {record['loss']:.4f}"
+            if state.last_eval_loss is not None:
+                info += f" eval {state.last_eval_loss:.4f}"
+            info += f" {record['real_tokens_per_s']:.0f} tok/s"
+            if self.progress is not None:
+                self.progress.update(self.task, completed=state.step, info=info)
+            self.run.log_line(f"step {state.step}/{state.total_steps} {info}")
+        elif event is Event.EVALUATE:
+            self.say(f"step {record['step']}: eval loss {record['eval_loss']:.4f} (ppl {record['eval_perplexity']:.2f})")
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        def fmt(value: Any) -> str:
+            return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+        table = Table(title="run summary", show_header=False)
+        for key in ("eval_loss_before", "eval_loss_after", "trainable_params", "total_params", "real_tokens_per_s",
+                    "padding_fraction", "peak_memory_mb", "steps", "wall_s", "run_dir"):
+            table.add_row(key, fmt(summary.get(key)))
+        self.console.print(table)
+        self.run.log_line("summary " + json.dumps({k: v for k, v in summary.items() if k != "samples"}, default=str))

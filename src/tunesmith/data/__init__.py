@@ -1,0 +1,1 @@
+"""Data: files → records → chat template + loss mask → token rows → batches."""

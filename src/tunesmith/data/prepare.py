@@ -1,0 +1,77 @@
+"""Config + tokenizer → tokenized train and eval samples, with the statistics printed before training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tunesmith.config import RunConfig
+from tunesmith.data.records import Conversation, Record, TokenizedSample
+from tunesmith.data.sources import load_source, mix_sources, normalise_sources, split_eval
+from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
+from tunesmith.errors import UserError
+
+DEFAULT_EVAL_SPLIT = 0.1
+
+
+@dataclass
+class PreparedData:
+    train: list[TokenizedSample]
+    eval: list[TokenizedSample]
+    eval_records: list[Record]  # for sample answers
+    formats: list[str]  # detected format of each train source
+    stats: dict[str, Any]
+
+
+def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> PreparedData:
+    data = cfg.data
+    train_sources = [load_source(s) for s in normalise_sources(data.train, data)]
+    if cfg.task == "causal_lm" and any(s.format_name != "text" for s in train_sources):
+        bad = next(s for s in train_sources if s.format_name != "text")
+        raise UserError(f"task causal_lm trains on plain text, but {bad.path} has format {bad.format_name}")
+    train_records = mix_sources(train_sources, cfg.train.seed)
+    eval_records: list[Record] = []
+    if not cfg.eval.none:
+        if data.eval is not None:
+            eval_records = [r for s in normalise_sources(data.eval, data) for r in load_source(s).records]
+        else:
+            share = data.eval_split or DEFAULT_EVAL_SPLIT
+            if len(train_records) < 2:
+                raise UserError("data.train has one record: too few to hold some out; give data.eval")
+            train_records, eval_records = split_eval(train_records, share, cfg.train.seed)
+    train_report = tokenize_records(train_records, tokenizer, renderer, data)
+    if not train_report.samples:
+        raise UserError("no training sample is left after tokenization (all dropped); check data.max_length")
+    eval_report = tokenize_records(eval_records, tokenizer, renderer, data)
+    if not cfg.eval.none and not eval_report.samples:
+        raise UserError("no eval sample is left after tokenization; check data.eval and data.max_length")
+    return PreparedData(
+        train=train_report.samples,
+        eval=eval_report.samples,
+        eval_records=[r for r in eval_records if isinstance(r, Conversation)],
+        formats=[s.format_name for s in train_sources],
+        stats=token_stats(train_report, data.max_length),
+    )
+
+
+def token_stats(report: TokenizeReport, max_length: int) -> dict[str, Any]:
+    lengths = np.array([len(s) for s in report.samples])
+    trained = sum(s.num_trained for s in report.samples)
+    return {
+        "samples": len(report.samples),
+        "tokens": int(lengths.sum()),
+        "trained_tokens": int(trained),
+        "trained_share": float(trained / max(1, lengths.sum())),
+        "length_min": int(lengths.min()),
+        "length_mean": float(lengths.mean()),
+        "length_p50": int(np.percentile(lengths, 50)),
+        "length_p95": int(np.percentile(lengths, 95)),
+        "length_max": int(lengths.max()),
+        "max_length": max_length,
+        "truncated": report.truncated,
+        "tokens_lost_to_truncation": report.tokens_lost,
+        "dropped_too_long": report.dropped_too_long,
+        "dropped_no_trained_tokens": report.dropped_untrained,
+    }

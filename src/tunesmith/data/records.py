@@ -1,0 +1,59 @@
+"""The canonical records every input format converts to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # one of ROLES
+    content: str
+
+
+@dataclass
+class Conversation:
+    """A chat; by default only assistant turns are trained."""
+
+    messages: list[Message]
+    source: str  # "file:line" (or "file record N"), for error messages
+
+    def prompt_messages(self) -> list[Message]:
+        """Everything before the last assistant turn: what a model is asked at generation time."""
+        last = max(i for i, m in enumerate(self.messages) if m.role == "assistant")
+        return self.messages[:last]
+
+    def last_answer(self) -> str:
+        return next(m.content for m in reversed(self.messages) if m.role == "assistant")
+
+
+@dataclass
+class TextDocument:
+    """Plain text for continued pre-training (domain adaptation): every token is trained."""
+
+    text: str
+    source: str
+
+
+Record = Conversation | TextDocument
+
+
+@dataclass
+class TokenizedSample:
+    """One training sample: token ids and labels aligned with them (-100 = not trained)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    source: str
+    truncated: bool = False
+    meta: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def num_trained(self) -> int:
+        # the first token is never predicted, so it never counts
+        return sum(1 for label in self.labels[1:] if label != -100)

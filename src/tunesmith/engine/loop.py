@@ -1,0 +1,153 @@
+"""The one training loop.
+
+accelerate owns devices, mixed precision and distribution; this loop owns the order of work: for each
+optimizer step, collate this process's micro-batches, count trained tokens across all of them (and all
+processes), backpropagate each micro-batch's loss *sum* divided by that count, clip, step, log,
+evaluate, checkpoint. Dividing by the step's token count makes accumulation exactly the larger batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.config import TrainConfig
+from tunesmith.data.batches import BatchPlan
+from tunesmith.data.packing import Batch, collate
+from tunesmith.engine.callbacks import Callback, Event, LoopState
+
+
+@dataclass
+class LoopParts:
+    accelerator: Any
+    model: nn.Module  # TrainedTokenLM, prepared by accelerate
+    optimizer: Any
+    scheduler: Any
+    plan: BatchPlan
+    pad_id: int
+    packed: bool
+    train_cfg: TrainConfig
+    evaluate: Callable[[], float] | None  # → eval loss
+    eval_every: int | None
+    save_checkpoint: Callable[[int], None] | None
+    save_every: int | None
+    callbacks: Sequence[Callback]
+
+
+def peak_memory_mb() -> float:
+    """Peak memory of this process: max CUDA allocation on GPU, max resident set size on CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
+    while state.step < state.total_steps:
+        record = train_step(parts, state)
+        emit(parts.callbacks, Event.STEP_END, state, record)
+        if parts.evaluate and parts.eval_every and state.step % parts.eval_every == 0 and state.step < state.total_steps:
+            run_evaluation(parts, state)
+        if parts.save_checkpoint and parts.save_every and state.step % parts.save_every == 0:
+            parts.save_checkpoint(state.step)
+            emit(parts.callbacks, Event.CHECKPOINT, state, {"step": state.step})
+    return state
+
+
+def run_evaluation(parts: LoopParts, state: LoopState) -> float:
+    assert parts.evaluate is not None
+    eval_loss = parts.evaluate()
+    state.last_eval_loss = eval_loss
+    emit(parts.callbacks, Event.EVALUATE, state, eval_record(state.step, eval_loss))
+    return eval_loss
+
+
+def eval_record(step: int, eval_loss: float) -> dict[str, Any]:
+    return {"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50.0))}
+
+
+def emit(callbacks: Sequence[Callback], event: Event, state: LoopState, record: dict[str, Any]) -> None:
+    for callback in callbacks:
+        callback(event, state, record)
+
+
+def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
+    acc, model, cfg = parts.accelerator, parts.model, parts.train_cfg
+    started = time.perf_counter()
+    model.train()
+    rows = parts.plan.step_at(state.step)
+    batches = [collate(m, parts.pad_id, parts.packed) for m in parts.plan.micro_batches(rows, acc.process_index)]
+    num_trained = global_sum(acc, sum(b.num_trained for b in batches))
+    loss_sum = torch.zeros((), device=acc.device)
+    for index, batch in enumerate(batches):
+        last = index == len(batches) - 1
+        sync = contextlib.nullcontext() if last else acc.no_sync(model)
+        with sync, acc.autocast():
+            batch_loss = model(**to_device(batch, acc.device))
+            # DDP averages gradients over processes; scale so the result is the global token mean
+            acc.backward(batch_loss * acc.num_processes / num_trained)
+        loss_sum += batch_loss.detach()
+    grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
+    parts.optimizer.step()
+    parts.scheduler.step()
+    parts.optimizer.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - started
+    real = global_sum(acc, sum(b.num_real for b in batches))
+    padded = global_sum(acc, sum(b.num_total for b in batches))
+    loss = float(acc.reduce(loss_sum, reduction="sum")) / num_trained
+    state.step += 1
+    state.real_tokens += real
+    state.padded_tokens += padded
+    state.train_seconds += seconds
+    state.last_loss = loss
+    return {
+        "step": state.step,
+        "loss": loss,
+        "lr": parts.scheduler.get_last_lr()[0],
+        "grad_norm": grad_norm,
+        "trained_tokens": num_trained,
+        "real_tokens_per_s": real / seconds,
+        "padded_tokens_per_s": padded / seconds,
+        "padding_fraction": 1 - real / padded,
+        "peak_memory_mb": peak_memory_mb(),
+        "step_seconds": seconds,
+    }
+
+
+def global_sum(acc: Any, value: int) -> int:
+    if acc.num_processes == 1:
+        return value
+    return int(acc.reduce(torch.tensor(value, device=acc.device), reduction="sum").item())
+
+
+def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.model_inputs().items()}
+
+
+def clip_gradients(acc: Any, model: nn.Module, max_norm: float | None) -> float:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if max_norm is not None:
+        return float(acc.clip_grad_norm_(params, max_norm))
+    grads = [p.grad.detach().norm(2) for p in params if p.grad is not None]
+    return float(torch.norm(torch.stack(grads), 2)) if grads else 0.0
+
+
+@torch.no_grad()
+def evaluate_loss(acc: Any, model: nn.Module, batches: list[Batch]) -> float:
+    """Token-weighted mean loss over the whole eval set (not a mean of batch means)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=acc.device)
+    count = 0
+    for batch in batches:
+        with acc.autocast():
+            loss_sum += model(**to_device(batch, acc.device)).float()
+        count += batch.num_trained
+    total = float(acc.reduce(loss_sum, reduction="sum"))
+    return total / global_sum(acc, count)

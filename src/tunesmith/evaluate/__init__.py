@@ -1,0 +1,1 @@
+"""Evaluation: loss/perplexity (in the loop) and sample answers."""

@@ -1,0 +1,1 @@
+"""Export: merge a run's result into a standard model folder."""

@@ -1,0 +1,1 @@
+"""Loading models and tokenizers from folders, GGUF files, the local hub cache and packaged aliases."""

@@ -1,0 +1,53 @@
+"""Batch → the model's scores at trained positions only.
+
+The output projection is applied only where a label is trained, instead of at every position: for
+instruction data most positions are prompt or padding, and the (T × vocab) logits are the largest
+tensor of the step. The wrapper is an nn.Module so accelerate / DDP wrap it like any model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.objectives.causal_lm import causal_lm_loss_sum
+
+IGNORE = -100
+
+
+def _plain_model(model: nn.Module) -> Any:
+    """The transformers model inside a peft wrapper (LoRA layers stay injected in it)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+class TrainedTokenLM(nn.Module):
+    """forward(batch tensors) → (loss_sum, num_trained) for causal-LM training and evaluation."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        plain = _plain_model(model)
+        config = plain.config
+        # models that post-process logits (soft-capping, scaling) go through their full forward
+        self.direct = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        labels: torch.Tensor,  # (B, T)
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        targets = labels[:, 1:]  # (B, T-1)
+        trained = targets != IGNORE
+        kwargs = {"position_ids": position_ids, "attention_mask": attention_mask, "use_cache": False}
+        plain = _plain_model(self.model)
+        if self.direct:
+            hidden = plain.get_decoder()(input_ids=input_ids, **kwargs).last_hidden_state  # (B, T, H)
+            logits = plain.get_output_embeddings()(hidden[:, :-1][trained])  # (N, V)
+        else:
+            logits = self.model(input_ids=input_ids, **kwargs).logits[:, :-1][trained]  # (N, V)
+        return causal_lm_loss_sum(logits, targets[trained])

@@ -1,0 +1,259 @@
+"""`tunesmith.train()`: config → data → model → method → loop → run folder.
+
+Everything that can fail because of user input (config, model path, data) is checked before the run
+folder is created, so a bad input never leaves anything behind in an existing run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunesmith.config import RunConfig, dump_config, load_config
+from tunesmith.console import Reporter
+from tunesmith.data.batches import BatchPlan
+from tunesmith.data.packing import build_rows, collate
+from tunesmith.data.prepare import PreparedData, prepare_data
+from tunesmith.data.templates import build_renderer
+from tunesmith.engine.callbacks import Callback, Event, LoopState
+from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
+from tunesmith.engine.optim import build_optimizer, build_scheduler
+from tunesmith.errors import UserError
+from tunesmith.evaluate.samples import generate_answers
+from tunesmith.methods import METHODS, count_parameters
+from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.runs.folder import RunFolder, atomic_write_json, replace_folder
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    final_dir: Path
+    summary: dict[str, Any]
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_name(cfg: RunConfig) -> str:
+    return cfg.output.name or time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def train(
+    config: str | Path | dict[str, Any] | RunConfig,
+    overrides: list[str] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+    quiet: bool = False,
+) -> TrainResult:
+    """Fine-tune as the config says; returns metrics and paths (see `TrainResult`)."""
+    cfg = load_config(config, overrides)
+    if cfg.output.name is None:
+        cfg.output.name = run_name(cfg)
+    run = RunFolder(Path(cfg.output.dir) / cfg.output.name)
+    run.check_available(resume, overwrite)
+    if resume:
+        _check_same_config(run, cfg)
+    source = resolve_model(cfg.model)
+    tokenizer = load_tokenizer(source, cfg.model)
+    renderer = build_renderer(tokenizer, cfg.data.chat_template)
+    data = prepare_data(cfg, tokenizer, renderer)
+    reporter = Reporter(run, quiet)
+    run.create(overwrite and not resume)
+    if not resume:
+        run.config.write_text(dump_config(cfg))
+    reporter.data_stats(data.stats, data.formats)
+    started = time.perf_counter()
+    try:
+        summary = _train_prepared(cfg, run, source, tokenizer, renderer, data, reporter, resume, callbacks)
+    except KeyboardInterrupt:
+        _write_status(run, "interrupted", started)
+        raise
+    except Exception:
+        _write_status(run, "failed", started)
+        raise
+    summary["wall_s"] = time.perf_counter() - started
+    atomic_write_json(run.summary, summary)
+    reporter.summary(summary)
+    return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
+    saved = load_config(run.config).model_dump(mode="json")
+    given = cfg.model_dump(mode="json")
+    diffs = [f"{s}.{k}" for s in given for k in given[s] if isinstance(given[s], dict) and given[s][k] != saved[s].get(k)]
+    if diffs:
+        raise UserError(f"--resume: the config differs from the run's config.yaml at {', '.join(diffs)}")
+
+
+def _write_status(run: RunFolder, status: str, started: float) -> None:
+    previous: dict[str, Any] = {}
+    atomic_write_json(run.summary, {**previous, "status": status, "wall_s": time.perf_counter() - started})
+
+
+def _train_prepared(
+    cfg: RunConfig,
+    run: RunFolder,
+    source: Any,
+    tokenizer: Any,
+    renderer: Any,
+    data: PreparedData,
+    reporter: Reporter,
+    resume: bool,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.train.seed)
+    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision))
+    method = METHODS.get(cfg.method.name)
+    model = method.apply(load_causal_lm(source, cfg.model), cfg.method)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    trainable, total = count_parameters(model)
+    reporter.parameters(trainable, total, cfg.method.name)
+
+    plan = BatchPlan(
+        rows=build_rows(data.train, cfg.data.max_length, cfg.data.packing),
+        batch_size=cfg.train.batch_size,
+        grad_accum=cfg.train.grad_accum,
+        seed=cfg.train.seed,
+        group_by_length=cfg.data.group_by_length and not cfg.data.packing,
+        num_processes=accelerator.num_processes,
+    )
+    total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
+    wrapped = TrainedTokenLM(model)
+    optimizer = build_optimizer(wrapped, cfg.train)
+    scheduler = build_scheduler(optimizer, cfg.train, total_steps)
+    wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
+    eval_batches = _eval_batches(data, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes)
+
+    def evaluate() -> float:
+        return evaluate_loss(accelerator, wrapped, eval_batches)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(run.checkpoints, step, wrapped, optimizer, scheduler, {}, cfg.train.keep_checkpoints)
+
+    state = LoopState(step=0, total_steps=total_steps)
+    before = _load_or_run_before(run, resume, cfg, data, model, renderer, evaluate)
+    if resume:
+        state = _restore(run, wrapped, optimizer, scheduler, state)
+    all_callbacks = [reporter.callback, *callbacks]
+    if not resume and before.get("eval_loss_before") is not None:
+        emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
+    reporter.start(state)
+    parts = LoopParts(
+        accelerator=accelerator, model=wrapped, optimizer=optimizer, scheduler=scheduler, plan=plan,
+        pad_id=tokenizer.pad_token_id, packed=cfg.data.packing, train_cfg=cfg.train,
+        evaluate=None if cfg.eval.none else evaluate, eval_every=cfg.eval.every_steps,
+        save_checkpoint=checkpoint, save_every=cfg.train.save_every_steps, callbacks=all_callbacks,
+    )
+    try:
+        run_loop(parts, state)
+    finally:
+        reporter.stop()
+    eval_after = None if cfg.eval.none else evaluate()
+    if eval_after is not None:
+        emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
+    checkpoint(state.step)
+    answers_after = _sample_answers(cfg, data, model, renderer)
+    _save_final(run, method, model, tokenizer, renderer)
+    emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
+    return _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
+
+
+def _mixed_precision(name: str) -> str:
+    if name != "auto":
+        return name
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:
+    rows = build_rows(data.eval, cfg.data.max_length, cfg.data.packing)[rank::world]
+    size = cfg.eval.batch_size or cfg.train.batch_size
+    rows.sort(key=lambda row: -sum(len(s) for s in row))  # similar lengths together: less padding
+    return [collate(rows[i : i + size], pad_id, cfg.data.packing) for i in range(0, len(rows), size)]
+
+
+def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:
+    conversations = data.eval_records[: cfg.eval.num_samples]
+    return generate_answers(model, renderer, conversations, cfg.eval.max_new_tokens) if conversations else []
+
+
+def _load_or_run_before(
+    run: RunFolder, resume: bool, cfg: RunConfig, data: PreparedData, model: Any, renderer: Any, evaluate: Any
+) -> dict[str, Any]:
+    """Eval loss and sample answers of the untrained model; computed once, kept for a resumed run."""
+    import json
+
+    if resume and run.state.is_file():
+        before: dict[str, Any] = json.loads(run.state.read_text())
+        return before
+    before = {
+        "eval_loss_before": None if cfg.eval.none else evaluate(),
+        "answers_before": _sample_answers(cfg, data, model, renderer),
+    }
+    atomic_write_json(run.state, before)
+    return before
+
+
+def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState) -> LoopState:
+    checkpoints = list_checkpoints(run.checkpoints)
+    if not checkpoints:
+        raise UserError(f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite")
+    info = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
+    state.step = info["step"]
+    run.truncate_metrics(state.step)
+    return state
+
+
+def _save_final(run: RunFolder, method: Any, model: Any, tokenizer: Any, renderer: Any) -> None:
+    tmp = run.path / ".tmp-final"
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    method.save(model, tmp)
+    if renderer.template is not None:  # a fallback template travels with the model
+        tokenizer.chat_template = renderer.template
+    tokenizer.save_pretrained(tmp)
+    replace_folder(tmp, run.final)
+
+
+def _summary(
+    cfg: RunConfig, run: RunFolder, state: LoopState, before: dict[str, Any], eval_after: float | None,
+    answers_after: list[str], data: PreparedData, trainable: int, total: int,
+) -> dict[str, Any]:
+    samples = [
+        {"prompt": conv.prompt_messages()[-1].content, "reference": conv.last_answer(), "before": b, "after": a}
+        for conv, b, a in zip(data.eval_records, before.get("answers_before", []), answers_after, strict=False)
+    ]
+    seconds = max(state.train_seconds, 1e-9)
+    return {
+        "status": "finished",
+        "run_dir": str(run.path),
+        "final_dir": str(run.final),
+        "method": cfg.method.name,
+        "model": cfg.model.path,
+        "eval_loss_before": before.get("eval_loss_before"),
+        "eval_loss_after": eval_after,
+        "trainable_params": trainable,
+        "total_params": total,
+        "real_tokens_per_s": state.real_tokens / seconds,
+        "padded_tokens_per_s": state.padded_tokens / seconds,
+        "padding_fraction": 1 - state.real_tokens / max(1, state.padded_tokens),
+        "peak_memory_mb": peak_memory_mb(),
+        "steps": state.step,
+        "train_s": state.train_seconds,
+        "data": data.stats,
+        "samples": samples,
+    }
