@@ -113,7 +113,7 @@ class TrainConfig(Section):
     save_every_steps: int | None = Field(None, ge=1, description="checkpoint cadence (always at the end)")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept, newest first")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 autocast on GPUs that support it, none on CPU"
+        "auto", description="auto: bf16 autocast where the GPU or CPU runs bf16 natively, else none"
     )
     gradient_checkpointing: bool = False
     log_every_steps: int = Field(1, ge=1)

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
@@ -23,6 +21,7 @@ from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
+from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.errors import UserError
 from tunesmith.evaluate.samples import generate_answers
@@ -40,6 +39,17 @@ class TrainResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
+def quiet_libraries() -> None:
+    """tunesmith shows its own progress; transformers' per-load bars and notices are noise here."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def run_name(cfg: RunConfig) -> str:
     return cfg.output.name or time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -54,6 +64,7 @@ def train(
     quiet: bool = False,
 ) -> TrainResult:
     """Fine-tune as the config says; returns metrics and paths (see `TrainResult`)."""
+    quiet_libraries()
     cfg = load_config(config, overrides)
     if cfg.output.name is None:
         cfg.output.name = run_name(cfg)
@@ -94,8 +105,7 @@ def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
 
 
 def _write_status(run: RunFolder, status: str, started: float) -> None:
-    previous: dict[str, Any] = {}
-    atomic_write_json(run.summary, {**previous, "status": status, "wall_s": time.perf_counter() - started})
+    atomic_write_json(run.summary, {"status": status, "wall_s": time.perf_counter() - started})
 
 
 def _train_prepared(
@@ -113,7 +123,7 @@ def _train_prepared(
     from accelerate.utils import set_seed
 
     set_seed(cfg.train.seed)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision))
+    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
     method = METHODS.get(cfg.method.name)
     model = method.apply(load_causal_lm(source, cfg.model), cfg.method)
     if cfg.train.gradient_checkpointing:
@@ -170,12 +180,6 @@ def _train_prepared(
     _save_final(run, method, model, tokenizer, renderer)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     return _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
-
-
-def _mixed_precision(name: str) -> str:
-    if name != "auto":
-        return name
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
 def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:

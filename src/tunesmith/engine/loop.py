@@ -84,16 +84,7 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     model.train()
     rows = parts.plan.step_at(state.step)
     batches = [collate(m, parts.pad_id, parts.packed) for m in parts.plan.micro_batches(rows, acc.process_index)]
-    num_trained = global_sum(acc, sum(b.num_trained for b in batches))
-    loss_sum = torch.zeros((), device=acc.device)
-    for index, batch in enumerate(batches):
-        last = index == len(batches) - 1
-        sync = contextlib.nullcontext() if last else acc.no_sync(model)
-        with sync, acc.autocast():
-            batch_loss = model(**to_device(batch, acc.device))
-            # DDP averages gradients over processes; scale so the result is the global token mean
-            acc.backward(batch_loss * acc.num_processes / num_trained)
-        loss_sum += batch_loss.detach()
+    loss, num_trained = accumulate_gradients(acc, model, batches)
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
     parts.optimizer.step()
     parts.scheduler.step()
@@ -101,7 +92,6 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     real = global_sum(acc, sum(b.num_real for b in batches))
     padded = global_sum(acc, sum(b.num_total for b in batches))
-    loss = float(acc.reduce(loss_sum, reduction="sum")) / num_trained
     state.step += 1
     state.real_tokens += real
     state.padded_tokens += padded
@@ -119,6 +109,25 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         "peak_memory_mb": peak_memory_mb(),
         "step_seconds": seconds,
     }
+
+
+def accumulate_gradients(acc: Any, model: nn.Module, batches: list[Batch]) -> tuple[float, int]:
+    """Backward over one step's micro-batches; returns (mean loss per trained token, trained tokens).
+
+    Each micro-batch contributes loss_sum / N where N counts trained tokens across all micro-batches
+    and processes, so the gradient is exactly that of one batch holding all of them.
+    """
+    num_trained = global_sum(acc, sum(b.num_trained for b in batches))
+    loss_sum = torch.zeros((), device=acc.device)
+    for index, batch in enumerate(batches):
+        last = index == len(batches) - 1
+        sync = contextlib.nullcontext() if last else acc.no_sync(model)
+        with sync, acc.autocast():
+            batch_loss = model(**to_device(batch, acc.device))
+            # DDP averages gradients over processes; scale so the result is the global token mean
+            acc.backward(batch_loss * acc.num_processes / num_trained)
+        loss_sum += batch_loss.detach()
+    return float(acc.reduce(loss_sum, reduction="sum")) / num_trained, num_trained
 
 
 def global_sum(acc: Any, value: int) -> int:

@@ -1,0 +1,32 @@
+"""Mixed-precision choice for `train.mixed_precision: auto`.
+
+bf16 autocast is used where the hardware runs bf16 matmuls natively: CUDA GPUs that support it, and
+CPUs with AVX512-BF16 or AMX (there bf16 matmuls measure about 4× faster than fp32; see
+benchmarks/). Weights and optimizer state stay fp32 either way.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_mixed_precision() -> str:
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "no"
+
+
+def resolve_mixed_precision(name: str) -> str:
+    return auto_mixed_precision() if name == "auto" else name
