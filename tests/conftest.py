@@ -44,9 +44,17 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     return _save_tiny(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM(config), tokenizer)
 
@@ -57,8 +65,15 @@ def tiny_gpt2(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=1024,
-                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=1024,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     folder = _save_tiny(tmp_path_factory.mktemp("tiny-gpt2"), GPT2LMHeadModel(config), tokenizer)
     config_path = folder / "tokenizer_config.json"
     data = json.loads(config_path.read_text())
@@ -73,8 +88,14 @@ CHATS = [
     {"instruction": "Name a fruit", "output": "Apple."},
     {"instruction": "Name a colour", "output": "Blue, like the sea."},
     {"instruction": "Count to three", "output": "One, two, three."},
-    {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"},
-                  {"role": "user", "content": "and 3+3?"}, {"role": "assistant", "content": "6"}]},
+    {
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "and 3+3?"},
+            {"role": "assistant", "content": "6"},
+        ]
+    },
 ]
 
 

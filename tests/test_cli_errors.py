@@ -39,27 +39,56 @@ def data_with(tmp_path: Path, name: str, text: str) -> str:
 
 
 CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
-    "missing data file": (lambda t: {"data": {"train": str(t / "nope.jsonl")}}, r"data file .*nope\.jsonl does not exist"),
-    "empty dataset": (lambda t: {"data": {"train": data_with(t, "e.jsonl", "\n\n")}}, r"e\.jsonl: the dataset is empty"),
+    "missing data file": (
+        lambda t: {"data": {"train": str(t / "nope.jsonl")}},
+        r"data file .*nope\.jsonl does not exist",
+    ),
+    "empty dataset": (
+        lambda t: {"data": {"train": data_with(t, "e.jsonl", "\n\n")}},
+        r"e\.jsonl: the dataset is empty",
+    ),
     "malformed line": (
-        lambda t: {"data": {"train": data_with(t, "m.jsonl", '{"prompt": "a", "completion": "b"}\n{"prompt": \n')}},
+        lambda t: {
+            "data": {"train": data_with(t, "m.jsonl", '{"prompt": "a", "completion": "b"}\n{"prompt": \n')}
+        },
         r"m\.jsonl:2: malformed JSON line",
     ),
     "missing field": (
-        lambda t: {"data": {"train": str(write_jsonl(t / "f.jsonl", [{"prompt": "a", "completion": "b"}, {"prompt": "c"}]))}},
+        lambda t: {
+            "data": {
+                "train": str(
+                    write_jsonl(t / "f.jsonl", [{"prompt": "a", "completion": "b"}, {"prompt": "c"}])
+                )
+            }
+        },
         r"f\.jsonl:2: record has no field 'completion'",
     ),
     "no assistant turn": (
-        lambda t: {"data": {"train": str(write_jsonl(t / "c.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}]))}},
+        lambda t: {
+            "data": {
+                "train": str(write_jsonl(t / "c.jsonl", [{"messages": [{"role": "user", "content": "hi"}]}]))
+            }
+        },
         r"c\.jsonl:1: conversation has no assistant turn",
     ),
     "too long, truncation off": (
-        lambda t: {"data": {"train": str(write_jsonl(t / "l.jsonl", [{"prompt": "word " * 300, "completion": "ok"}] * 3)),
-                            "truncation": "error", "max_length": 64}},
+        lambda t: {
+            "data": {
+                "train": str(write_jsonl(t / "l.jsonl", [{"prompt": "word " * 300, "completion": "ok"}] * 3)),
+                "truncation": "error",
+                "max_length": 64,
+            }
+        },
         r"l\.jsonl:1: sample has \d+ tokens, more than data\.max_length=64",
     ),
-    "unknown config key": (lambda t: {"train": {"lerning_rate": 1}}, r"unknown config key train\.lerning_rate"),
-    "model path missing": (lambda t: {"model": {"path": str(t / "no-model")}}, r"model\.path .*no-model does not exist"),
+    "unknown config key": (
+        lambda t: {"train": {"lerning_rate": 1}},
+        r"unknown config key train\.lerning_rate",
+    ),
+    "model path missing": (
+        lambda t: {"model": {"path": str(t / "no-model")}},
+        r"model\.path .*no-model does not exist",
+    ),
     "gguf not gguf": (
         lambda t: {"model": {"path": data_with(t, "fake.gguf", "this is not a model")}},
         r"fake\.gguf: not a GGUF file",
@@ -69,7 +98,10 @@ CASES: dict[str, tuple[Callable[[Path], dict[str, Any]], str]] = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_one_line_exit_2_nothing_lost(
-    case: str, make_config: Callable[..., dict[str, Any]], tmp_path: Path, existing_run: Path,
+    case: str,
+    make_config: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+    existing_run: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     build, pattern = CASES[case]
@@ -91,14 +123,18 @@ def test_debug_shows_traceback(make_config: Callable[..., dict[str, Any]], tmp_p
 def test_real_process_exit_status(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("data: {train: x.jsonl}\nmethod: {nam: lora}\n")
-    proc = subprocess.run([sys.executable, "-m", "tunesmith", "train", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: unknown config key method.nam; did you mean method.name? (valid here: name, r, alpha, dropout, target_modules)"
     ]
 
 
-@pytest.mark.parametrize("command", [["--help"], ["train", "--help"], ["export", "--help"], ["config", "show", "--help"]])
+@pytest.mark.parametrize(
+    "command", [["--help"], ["train", "--help"], ["export", "--help"], ["config", "show", "--help"]]
+)
 def test_every_command_has_help_with_example(command: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "tunesmith", *command], capture_output=True, text=True)
     assert proc.returncode == 0 and "Example: tunesmith" in proc.stdout

@@ -14,7 +14,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:
     (tmp_path / "train.jsonl").write_text("{}\n")
-    cfg = load_config(write(tmp_path, "data: {train: train.jsonl}\n"), ["train.lr=1e-3", "method.target_modules=[q_proj, v_proj]"])
+    cfg = load_config(
+        write(tmp_path, "data: {train: train.jsonl}\n"),
+        ["train.lr=1e-3", "method.target_modules=[q_proj, v_proj]"],
+    )
     assert cfg.train.lr == 1e-3
     assert cfg.method.target_modules == ["q_proj", "v_proj"]
     assert cfg.data.train == str(tmp_path / "train.jsonl")  # relative to the config file
@@ -52,8 +55,12 @@ def test_unknown_format_lists_known() -> None:
 
 def test_cross_field_problems_reported_together() -> None:
     with pytest.raises(UserError) as err:
-        load_config({"data": {"train": "a", "eval": "b", "eval_split": 0.1}, "train": {"max_steps": 3, "epochs": 1}})
-    assert "data.eval and data.eval_split" in str(err.value) and "train.max_steps and train.epochs" in str(err.value)
+        load_config(
+            {"data": {"train": "a", "eval": "b", "eval_split": 0.1}, "train": {"max_steps": 3, "epochs": 1}}
+        )
+    assert "data.eval and data.eval_split" in str(err.value) and "train.max_steps and train.epochs" in str(
+        err.value
+    )
 
 
 def test_dump_round_trips() -> None:

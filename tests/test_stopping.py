@@ -10,7 +10,9 @@ from tests.conftest import write_jsonl
 from tunesmith import train
 
 
-def test_tuned_model_stops(make_config: Callable[..., dict[str, Any]], tmp_path: Path, tokenizer: Any) -> None:
+def test_tuned_model_stops(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path, tokenizer: Any
+) -> None:
     from transformers import AutoModelForCausalLM
 
     record = {"instruction": "Say hi", "output": "Hello there!"}
@@ -25,8 +27,12 @@ def test_tuned_model_stops(make_config: Callable[..., dict[str, Any]], tmp_path:
     assert result.summary["samples"][0]["after"] == "Hello there!"
 
     model = AutoModelForCausalLM.from_pretrained(result.final_dir, dtype=torch.float32)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Say hi"}], tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Say hi"}], tokenize=False, add_generation_prompt=True
+    )
     ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    out = model.generate(input_ids=ids, max_new_tokens=30, do_sample=False, eos_token_id=tokenizer.eos_token_id)
-    new = out[0, ids.shape[1]:].tolist()
+    out = model.generate(
+        input_ids=ids, max_new_tokens=30, do_sample=False, eos_token_id=tokenizer.eos_token_id
+    )
+    new = out[0, ids.shape[1] :].tolist()
     assert new[-1] == tokenizer.convert_tokens_to_ids("<|im_end|>") and len(new) < 30

@@ -32,8 +32,12 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks f
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="run config (YAML)")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=1e-4")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="continue from the newest complete checkpoint")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=1e-4")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue from the newest complete checkpoint")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
 ) -> None:

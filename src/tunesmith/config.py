@@ -90,7 +90,7 @@ class DataConfig(Section):
 class MethodConfig(Section):
     name: Literal["full", "lora"] = Field("lora", description="how the model learns")
     r: int = Field(16, ge=1, description="LoRA rank")
-    alpha: float = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    alpha: int = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
     dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
     target_modules: str | list[str] = Field(
         "all-linear", description="modules LoRA wraps: all-linear, or a list of names"
@@ -182,7 +182,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None
+) -> RunConfig:
     """Build a RunConfig from a YAML path, a dict or a RunConfig, then apply dotted overrides.
 
     Relative data paths in a YAML file are resolved against the file's folder.

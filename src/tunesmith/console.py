@@ -10,7 +10,14 @@ import json
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from tunesmith.engine.callbacks import Event, LoopState
@@ -37,7 +44,9 @@ class Reporter:
         self.run.log_line("data " + json.dumps(stats))
 
     def parameters(self, trainable: int, total: int, method: str) -> None:
-        self.say(f"method {method}: trainable params {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)")
+        self.say(
+            f"method {method}: trainable params {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)"
+        )
 
     def start(self, state: LoopState) -> None:
         self.progress = Progress(
@@ -68,17 +77,33 @@ class Reporter:
             info += f" {record['real_tokens_per_s']:.0f} tok/s"
             if self.progress is not None:
                 self.progress.update(self.task, completed=state.step, info=info)
+            if not self.console.is_terminal and state.step % max(1, state.total_steps // 10) == 0:
+                self.console.print(f"step {state.step}/{state.total_steps} {info}")  # no live bar in a log
             self.run.log_line(f"step {state.step}/{state.total_steps} {info}")
         elif event is Event.EVALUATE:
-            self.say(f"step {record['step']}: eval loss {record['eval_loss']:.4f} (ppl {record['eval_perplexity']:.2f})")
+            self.say(
+                f"step {record['step']}: eval loss {record['eval_loss']:.4f} (ppl {record['eval_perplexity']:.2f})"
+            )
 
     def summary(self, summary: dict[str, Any]) -> None:
         def fmt(value: Any) -> str:
             return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
         table = Table(title="run summary", show_header=False)
-        for key in ("eval_loss_before", "eval_loss_after", "trainable_params", "total_params", "real_tokens_per_s",
-                    "padding_fraction", "peak_memory_mb", "steps", "wall_s", "run_dir"):
+        for key in (
+            "eval_loss_before",
+            "eval_loss_after",
+            "trainable_params",
+            "total_params",
+            "real_tokens_per_s",
+            "padding_fraction",
+            "peak_memory_mb",
+            "steps",
+            "wall_s",
+            "run_dir",
+        ):
             table.add_row(key, fmt(summary.get(key)))
         self.console.print(table)
-        self.run.log_line("summary " + json.dumps({k: v for k, v in summary.items() if k != "samples"}, default=str))
+        self.run.log_line(
+            "summary " + json.dumps({k: v for k, v in summary.items() if k != "samples"}, default=str)
+        )

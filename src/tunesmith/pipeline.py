@@ -21,8 +21,8 @@ from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
-from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.optim import build_optimizer, build_scheduler
+from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, count_parameters
@@ -99,7 +99,12 @@ def train(
 def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
     saved = load_config(run.config).model_dump(mode="json")
     given = cfg.model_dump(mode="json")
-    diffs = [f"{s}.{k}" for s in given for k in given[s] if isinstance(given[s], dict) and given[s][k] != saved[s].get(k)]
+    diffs = [
+        f"{s}.{k}"
+        for s in given
+        for k in given[s]
+        if isinstance(given[s], dict) and given[s][k] != saved[s].get(k)
+    ]
     if diffs:
         raise UserError(f"--resume: the config differs from the run's config.yaml at {', '.join(diffs)}")
 
@@ -125,7 +130,7 @@ def _train_prepared(
     set_seed(cfg.train.seed)
     accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
     method = METHODS.get(cfg.method.name)
-    model = method.apply(load_causal_lm(source, cfg.model), cfg.method)
+    model: Any = method.apply(load_causal_lm(source, cfg.model), cfg.method)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -146,7 +151,9 @@ def _train_prepared(
     optimizer = build_optimizer(wrapped, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-    eval_batches = _eval_batches(data, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes)
+    eval_batches = _eval_batches(
+        data, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes
+    )
 
     def evaluate() -> float:
         return evaluate_loss(accelerator, wrapped, eval_batches)
@@ -163,10 +170,19 @@ def _train_prepared(
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
     parts = LoopParts(
-        accelerator=accelerator, model=wrapped, optimizer=optimizer, scheduler=scheduler, plan=plan,
-        pad_id=tokenizer.pad_token_id, packed=cfg.data.packing, train_cfg=cfg.train,
-        evaluate=None if cfg.eval.none else evaluate, eval_every=cfg.eval.every_steps,
-        save_checkpoint=checkpoint, save_every=cfg.train.save_every_steps, callbacks=all_callbacks,
+        accelerator=accelerator,
+        model=wrapped,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        plan=plan,
+        pad_id=tokenizer.pad_token_id,
+        packed=cfg.data.packing,
+        train_cfg=cfg.train,
+        evaluate=None if cfg.eval.none else evaluate,
+        eval_every=cfg.eval.every_steps,
+        save_checkpoint=checkpoint,
+        save_every=cfg.train.save_every_steps,
+        callbacks=all_callbacks,
     )
     try:
         run_loop(parts, state)
@@ -214,7 +230,9 @@ def _load_or_run_before(
 def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState) -> LoopState:
     checkpoints = list_checkpoints(run.checkpoints)
     if not checkpoints:
-        raise UserError(f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite")
+        raise UserError(
+            f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite"
+        )
     info = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
     state.step = info["step"]
     run.truncate_metrics(state.step)
@@ -234,12 +252,26 @@ def _save_final(run: RunFolder, method: Any, model: Any, tokenizer: Any, rendere
 
 
 def _summary(
-    cfg: RunConfig, run: RunFolder, state: LoopState, before: dict[str, Any], eval_after: float | None,
-    answers_after: list[str], data: PreparedData, trainable: int, total: int,
+    cfg: RunConfig,
+    run: RunFolder,
+    state: LoopState,
+    before: dict[str, Any],
+    eval_after: float | None,
+    answers_after: list[str],
+    data: PreparedData,
+    trainable: int,
+    total: int,
 ) -> dict[str, Any]:
     samples = [
-        {"prompt": conv.prompt_messages()[-1].content, "reference": conv.last_answer(), "before": b, "after": a}
-        for conv, b, a in zip(data.eval_records, before.get("answers_before", []), answers_after, strict=False)
+        {
+            "prompt": conv.prompt_messages()[-1].content,
+            "reference": conv.last_answer(),
+            "before": b,
+            "after": a,
+        }
+        for conv, b, a in zip(
+            data.eval_records, before.get("answers_before", []), answers_after, strict=False
+        )
     ]
     seconds = max(state.train_seconds, 1e-9)
     return {

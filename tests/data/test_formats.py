@@ -17,15 +17,23 @@ def roles(record: Conversation) -> list[tuple[str, str]]:
 
 
 def test_alpaca_with_input_and_system(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "a.jsonl", [{"instruction": "Sum", "input": "1 2", "output": "3", "system": "Be brief"}])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"instruction": "Sum", "input": "1 2", "output": "3", "system": "Be brief"}]
+    )
     source = load_source(SourceConfig(path=str(path)))
     assert source.format_name == "alpaca"
     assert roles(source.records[0]) == [("system", "Be brief"), ("user", "Sum\n\n1 2"), ("assistant", "3")]
 
 
 def test_sharegpt_and_messages_detected(tmp_path: Path) -> None:
-    share = write_jsonl(tmp_path / "s.jsonl", [{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}])
-    chat = write_jsonl(tmp_path / "m.jsonl", [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}])
+    share = write_jsonl(
+        tmp_path / "s.jsonl",
+        [{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}],
+    )
+    chat = write_jsonl(
+        tmp_path / "m.jsonl",
+        [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}],
+    )
     for path, name in ((share, "sharegpt"), (chat, "messages")):
         source = load_source(SourceConfig(path=str(path)))
         assert source.format_name == name
@@ -46,7 +54,10 @@ def test_json_parquet_and_text_folder(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("first document")
     (tmp_path / "docs" / "b.txt").write_text("second document")
-    assert roles(load_source(SourceConfig(path=str(tmp_path / "d.json"))).records[0]) == [("user", "p"), ("assistant", "c")]
+    assert roles(load_source(SourceConfig(path=str(tmp_path / "d.json"))).records[0]) == [
+        ("user", "p"),
+        ("assistant", "c"),
+    ]
     parquet = load_source(SourceConfig(path=str(tmp_path / "d.parquet"))).records
     assert isinstance(parquet[0], TextDocument) and parquet[0].text == "some domain text"
     folder = load_source(SourceConfig(path=str(tmp_path / "docs"))).records
@@ -87,8 +98,16 @@ def test_undetectable_format_lists_expected(tmp_path: Path) -> None:
 
 
 def test_mix_weights_are_reproducible(tmp_path: Path) -> None:
-    a = load_source(SourceConfig(path=str(write_jsonl(tmp_path / "a.jsonl", [{"text": f"a{i}"} for i in range(10)])), weight=0.5))
-    b = load_source(SourceConfig(path=str(write_jsonl(tmp_path / "b.jsonl", [{"text": f"b{i}"} for i in range(4)])), weight=2.5))
+    a = load_source(
+        SourceConfig(
+            path=str(write_jsonl(tmp_path / "a.jsonl", [{"text": f"a{i}"} for i in range(10)])), weight=0.5
+        )
+    )
+    b = load_source(
+        SourceConfig(
+            path=str(write_jsonl(tmp_path / "b.jsonl", [{"text": f"b{i}"} for i in range(4)])), weight=2.5
+        )
+    )
     mixed = mix_sources([a, b], seed=3)
     texts = [r.text for r in mixed if isinstance(r, TextDocument)]
     assert len([t for t in texts if t.startswith("a")]) == 5

@@ -26,7 +26,10 @@ def samples(tokenizer: Any, count: int) -> list[Any]:
     out = []
     for i in range(count):
         conv = Conversation(
-            [Message("user", f"question {i} " + "detail " * (i % 5)), Message("assistant", f"answer {i} " + "more " * i)],
+            [
+                Message("user", f"question {i} " + "detail " * (i % 5)),
+                Message("assistant", f"answer {i} " + "more " * i),
+            ],
             f"m:{i}",
         )
         out.append(tokenize_conversation(conv, renderer, train_on_prompt=(i % 3 == 0)))
@@ -49,7 +52,9 @@ def test_packed_loss_equals_unpacked(family: str, request: pytest.FixtureRequest
     with torch.no_grad():
         packed_loss = float(model(**packed.model_inputs())) / packed.num_trained
         unpacked_loss = float(model(**unpacked.model_inputs())) / unpacked.num_trained
-        one_by_one = sum(float(model(**collate([[s]], pad, packed=False).model_inputs())) for s in batch_samples)
+        one_by_one = sum(
+            float(model(**collate([[s]], pad, packed=False).model_inputs())) for s in batch_samples
+        )
     assert packed_loss == pytest.approx(unpacked_loss, abs=1e-5)
     assert packed_loss == pytest.approx(one_by_one / packed.num_trained, abs=1e-5)
 

@@ -5,8 +5,13 @@ from tunesmith.data.records import Conversation, Message, TextDocument
 from tunesmith.data.templates import build_renderer, tokenize_conversation, tokenize_records
 
 MULTI = Conversation(
-    [Message("system", "Be brief."), Message("user", "2+2?"), Message("assistant", "4"),
-     Message("user", "and 3+3?"), Message("assistant", "six")],
+    [
+        Message("system", "Be brief."),
+        Message("user", "2+2?"),
+        Message("assistant", "4"),
+        Message("user", "and 3+3?"),
+        Message("assistant", "six"),
+    ],
     "mem:1",
 )
 
@@ -30,7 +35,9 @@ def test_only_assistant_turns_trained_each_ending_with_end_of_turn(tokenizer: An
     assert renderer.end_of_turn == "<|im_end|>"
     assert trained_text(tokenizer, sample.input_ids, sample.labels) == ["4<|im_end|>", "six<|im_end|>"]
     assert tokenizer.decode(sample.input_ids) == renderer.render(MULTI.messages)
-    assert sample.labels[:-1] == [(i if lab != -100 else -100) for i, lab in zip(sample.input_ids[:-1], sample.labels[:-1], strict=True)]
+    assert sample.labels[:-1] == [
+        (i if lab != -100 else -100) for i, lab in zip(sample.input_ids[:-1], sample.labels[:-1], strict=True)
+    ]
 
 
 def test_train_on_prompt_trains_everything(tokenizer: Any) -> None:
@@ -72,7 +79,9 @@ def test_truncation_policies(tokenizer: Any) -> None:
     renderer = build_renderer(tokenizer)
     long = Conversation([Message("user", "word " * 200), Message("assistant", "ok")], "f.jsonl:7")
     records = [long, MULTI]
-    kept = tokenize_records(records, tokenizer, renderer, DataConfig(train="x", max_length=64, truncation="drop"))
+    kept = tokenize_records(
+        records, tokenizer, renderer, DataConfig(train="x", max_length=64, truncation="drop")
+    )
     assert len(kept.samples) == 1 and kept.dropped_too_long == 1
     # truncating the long one keeps only prompt tokens: nothing left to train, so it is dropped too
     cut = tokenize_records(records, tokenizer, renderer, DataConfig(train="x", max_length=64))
@@ -82,12 +91,16 @@ def test_truncation_policies(tokenizer: Any) -> None:
     from tunesmith.errors import UserError
 
     with pytest.raises(UserError, match=r"f\.jsonl:7: sample has \d+ tokens, more than data\.max_length=64"):
-        tokenize_records(records, tokenizer, renderer, DataConfig(train="x", max_length=64, truncation="error"))
+        tokenize_records(
+            records, tokenizer, renderer, DataConfig(train="x", max_length=64, truncation="error")
+        )
 
 
 def test_text_documents_chunked_with_eos(tokenizer: Any) -> None:
     doc = TextDocument("alpha beta gamma " * 40, "docs/a.txt")
-    report = tokenize_records([doc], tokenizer, build_renderer(tokenizer), DataConfig(train="x", max_length=32))
+    report = tokenize_records(
+        [doc], tokenizer, build_renderer(tokenizer), DataConfig(train="x", max_length=32)
+    )
     assert all(len(s) <= 32 for s in report.samples) and len(report.samples) > 2
     assert report.samples[-1].input_ids[-1] == tokenizer.eos_token_id
     assert all(s.labels == s.input_ids for s in report.samples)
@@ -95,5 +108,10 @@ def test_text_documents_chunked_with_eos(tokenizer: Any) -> None:
 
 def test_system_prompt_added(tokenizer: Any) -> None:
     conv = Conversation([Message("user", "hi"), Message("assistant", "yo")], "x")
-    report = tokenize_records([conv], tokenizer, build_renderer(tokenizer), DataConfig(train="x", system_prompt="You are Acme's bot."))
+    report = tokenize_records(
+        [conv],
+        tokenizer,
+        build_renderer(tokenizer),
+        DataConfig(train="x", system_prompt="You are Acme's bot."),
+    )
     assert "You are Acme's bot." in tokenizer.decode(report.samples[0].input_ids)

@@ -16,7 +16,9 @@ from tunesmith.engine.loop import accumulate_gradients
 from tunesmith.objectives.logprobs import TrainedTokenLM
 
 
-def step_gradients(model: TrainedTokenLM, plan: BatchPlan, packed: bool) -> tuple[float, dict[str, torch.Tensor]]:
+def step_gradients(
+    model: TrainedTokenLM, plan: BatchPlan, packed: bool
+) -> tuple[float, dict[str, torch.Tensor]]:
     from accelerate import Accelerator
 
     acc = Accelerator(cpu=True)
@@ -33,8 +35,12 @@ def test_accumulated_gradients_equal_large_batch(tiny_llama: Path, tokenizer: An
     renderer = build_renderer(tokenizer)
     samples = [
         tokenize_conversation(
-            Conversation([Message("user", "q " * (1 + i * 3)), Message("assistant", "a " * (1 + (i * 7) % 11))], f"m:{i}"),
-            renderer, False,
+            Conversation(
+                [Message("user", "q " * (1 + i * 3)), Message("assistant", "a " * (1 + (i * 7) % 11))],
+                f"m:{i}",
+            ),
+            renderer,
+            False,
         )
         for i in range(12)
     ]

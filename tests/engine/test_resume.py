@@ -1,7 +1,6 @@
 """An interrupted run resumed from its checkpoint reproduces the uninterrupted run."""
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,7 +41,10 @@ def test_resume_reproduces_uninterrupted_run(make_config: Callable[..., dict[str
         assert [s for s, _ in got] == [s for s, _ in expected]
         assert [v for _, v in got] == pytest.approx([v for _, v in expected], abs=1e-6)
     assert resumed.summary["eval_loss_after"] == pytest.approx(full.summary["eval_loss_after"], abs=1e-6)
-    assert sorted(p.name for p in (cut_dir / "checkpoints").iterdir()) == ["step-4", "step-6"]  # keep_checkpoints
+    assert sorted(p.name for p in (cut_dir / "checkpoints").iterdir()) == [
+        "step-4",
+        "step-6",
+    ]  # keep_checkpoints
 
 
 def test_existing_run_is_not_overwritten(make_config: Callable[..., dict[str, Any]]) -> None:

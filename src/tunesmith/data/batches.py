@@ -7,7 +7,6 @@ same step, and a resumed run sees exactly the rows the uninterrupted run would h
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +31,10 @@ class BatchPlan:
 
     @property
     def steps_per_epoch(self) -> int:
-        return max(1, math.ceil(len(self.rows) / self.rows_per_step))
+        whole, rest = divmod(len(self.rows), self.rows_per_step)
+        if self.num_processes > 1 and whole > 0:
+            return whole
+        return max(1, whole + (rest > 0))
 
     def epoch_steps(self, epoch: int) -> list[list[int]]:
         """Row indices of every step of one epoch."""
@@ -48,11 +50,15 @@ class BatchPlan:
                 for i in sorted(order[start : start + window], key=lambda i: -lengths[i])
             ]
         steps = [order[i : i + per_step] for i in range(0, len(order), per_step)]
+        if self.num_processes > 1 and len(steps) > 1 and len(steps[-1]) < per_step:
+            steps.pop()  # every process must run the same number of micro-batches, or DDP waits forever
         if self.group_by_length:
             steps = [steps[i] for i in rng.permutation(len(steps)).tolist()]
         return steps
 
-    def micro_batches(self, step_rows: list[int], process_index: int = 0) -> list[list[list[TokenizedSample]]]:
+    def micro_batches(
+        self, step_rows: list[int], process_index: int = 0
+    ) -> list[list[list[TokenizedSample]]]:
         """This process's micro-batches of one step (each a list of rows)."""
         chunks = [step_rows[i : i + self.batch_size] for i in range(0, len(step_rows), self.batch_size)]
         mine = chunks[process_index :: self.num_processes]

@@ -20,7 +20,7 @@ DEFAULT_EVAL_SPLIT = 0.1
 class PreparedData:
     train: list[TokenizedSample]
     eval: list[TokenizedSample]
-    eval_records: list[Record]  # for sample answers
+    eval_records: list[Conversation]  # for sample answers
     formats: list[str]  # detected format of each train source
     stats: dict[str, Any]
 

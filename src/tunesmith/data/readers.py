@@ -28,7 +28,9 @@ def read_rows(path: str | Path) -> list[tuple[str, Row]]:
     else:
         reader = _READERS.get(path.suffix.lower())
         if reader is None:
-            raise UserError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+            raise UserError(
+                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}"
+            )
         rows = list(reader(path))
     if not rows:
         raise UserError(f"{path}: the dataset is empty (no records)")
@@ -43,7 +45,9 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: malformed JSON line ({exc.msg} at column {exc.colno})") from None
+                raise UserError(
+                    f"{path}:{lineno}: malformed JSON line ({exc.msg} at column {exc.colno})"
+                ) from None
             yield f"{path}:{lineno}", _as_object(row, f"{path}:{lineno}")
 
 

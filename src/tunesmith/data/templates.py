@@ -58,7 +58,9 @@ def build_renderer(tokenizer: Any, name: str = "auto") -> ChatRenderer:
     else:
         key = "chatml" if name == "auto" else name
         if key not in NAMED_TEMPLATES:
-            raise UserError(f"data.chat_template: unknown template {name!r}; known: auto, {', '.join(NAMED_TEMPLATES)}")
+            raise UserError(
+                f"data.chat_template: unknown template {name!r}; known: auto, {', '.join(NAMED_TEMPLATES)}"
+            )
         template = NAMED_TEMPLATES[key]
     end_of_turn, end_id = _end_of_turn(tokenizer, template)
     if template is not None:
@@ -77,7 +79,9 @@ def _end_of_turn(tokenizer: Any, template: str | None) -> tuple[str, int]:
     return tokenizer.eos_token, tokenizer.eos_token_id
 
 
-def tokenize_conversation(conv: Conversation, renderer: ChatRenderer, train_on_prompt: bool) -> TokenizedSample:
+def tokenize_conversation(
+    conv: Conversation, renderer: ChatRenderer, train_on_prompt: bool
+) -> TokenizedSample:
     messages = conv.messages
     text = renderer.render(messages)
     spans = [] if not train_on_prompt else [(0, len(text))]
@@ -136,7 +140,9 @@ class TokenizeReport:
     tokens_lost: int = 0
 
 
-def tokenize_records(records: list[Any], tokenizer: Any, renderer: ChatRenderer, data: DataConfig) -> TokenizeReport:
+def tokenize_records(
+    records: list[Any], tokenizer: Any, renderer: ChatRenderer, data: DataConfig
+) -> TokenizeReport:
     """Tokenize every record and apply the truncation policy (`data.truncation`)."""
     report = TokenizeReport(samples=[])
     for record in records:

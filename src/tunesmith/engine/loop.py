@@ -53,7 +53,12 @@ def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
     while state.step < state.total_steps:
         record = train_step(parts, state)
         emit(parts.callbacks, Event.STEP_END, state, record)
-        if parts.evaluate and parts.eval_every and state.step % parts.eval_every == 0 and state.step < state.total_steps:
+        if (
+            parts.evaluate
+            and parts.eval_every
+            and state.step % parts.eval_every == 0
+            and state.step < state.total_steps
+        ):
             run_evaluation(parts, state)
         if parts.save_checkpoint and parts.save_every and state.step % parts.save_every == 0:
             parts.save_checkpoint(state.step)
@@ -83,7 +88,9 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     started = time.perf_counter()
     model.train()
     rows = parts.plan.step_at(state.step)
-    batches = [collate(m, parts.pad_id, parts.packed) for m in parts.plan.micro_batches(rows, acc.process_index)]
+    batches = [
+        collate(m, parts.pad_id, parts.packed) for m in parts.plan.micro_batches(rows, acc.process_index)
+    ]
     loss, num_trained = accumulate_gradients(acc, model, batches)
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
     parts.optimizer.step()

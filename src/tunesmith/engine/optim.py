@@ -11,7 +11,8 @@ from tunesmith.config import TrainConfig
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> AdamW:
     """AdamW; biases and norm weights (1-D tensors) get no weight decay."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)

@@ -24,7 +24,9 @@ def export_merged(run_dir: str | Path, out_dir: str | Path, overwrite: bool = Fa
     if not run.final.is_dir():
         raise UserError(f"{run.path} has no final/ model yet; the run did not finish")
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"--out {out} already exists and is not empty; choose another folder or pass --overwrite")
+        raise UserError(
+            f"--out {out} already exists and is not empty; choose another folder or pass --overwrite"
+        )
     cfg = load_config(run.config)
     method = METHODS.get(cfg.method.name)
     source = resolve_model(cfg.model)

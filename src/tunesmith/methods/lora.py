@@ -45,7 +45,9 @@ class LoraMethod:
 
 
 def _check_targets(model: nn.Module, targets: list[str]) -> None:
-    linear_names = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)})
+    linear_names = sorted(
+        {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    )
     missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n, _ in model.named_modules())]
     if missing:
         raise UserError(

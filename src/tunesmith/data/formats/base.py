@@ -10,8 +10,13 @@ from tunesmith.errors import UserError
 
 
 class RecordFormat(Protocol):
-    name: str
-    fields: tuple[str, ...]  # the fields a row must have (before column mapping)
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields a row must have (before column mapping)."""
+        ...
 
     def to_record(self, row: dict[str, Any], where: str, columns: dict[str, str]) -> Record: ...
 

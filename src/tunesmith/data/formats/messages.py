@@ -21,6 +21,8 @@ class MessagesFormat:
                 raise UserError(f"{where}: messages[{index}] needs 'role' and 'content'")
             role = str(turn["role"])
             if role not in ROLES:
-                raise UserError(f"{where}: messages[{index}].role is {role!r}; expected one of {', '.join(ROLES)}")
+                raise UserError(
+                    f"{where}: messages[{index}].role is {role!r}; expected one of {', '.join(ROLES)}"
+                )
             messages.append(Message(role, "" if turn["content"] is None else str(turn["content"])))
         return build_conversation(messages, where)
