@@ -23,8 +23,11 @@ def test_lora_on_smollm2_lowers_eval_loss(tmp_path: Path, smol_folder: Path) -> 
     held = [json.loads(line) for line in (DEMO / "eval.jsonl").read_text().splitlines()[:6]]
     config = {
         "model": {"path": "smollm2-135m-instruct"},
-        "data": {"train": str(DEMO / "train.jsonl"), "eval": str(write_jsonl(tmp_path / "eval.jsonl", held)),
-                 "max_length": 256},
+        "data": {
+            "train": str(DEMO / "train.jsonl"),
+            "eval": str(write_jsonl(tmp_path / "eval.jsonl", held)),
+            "max_length": 256,
+        },
         "method": {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
         "train": {"max_steps": 4, "batch_size": 2, "lr": 2e-3, "warmup_steps": 0},
         "eval": {"num_samples": 1, "max_new_tokens": 24},

@@ -1,0 +1,101 @@
+"""Run folder layout and atomic writes.
+
+runs/<name>/
+  config.yaml        resolved config
+  metrics.jsonl      one JSON object per line (train steps and evaluations)
+  train.log          what the console showed
+  checkpoints/step-N/ resumable training state
+  final/             the adapter or the model, with tokenizer
+  summary.json       the run's headline numbers
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import UserError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+class RunFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    config = property(lambda self: self.path / "config.yaml")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    log = property(lambda self: self.path / "train.log")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    final = property(lambda self: self.path / "final")
+    summary = property(lambda self: self.path / "summary.json")
+    state = property(lambda self: self.path / "state.json")
+
+    def check_available(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to touch an existing run unless told how; called before anything is written."""
+        exists = self.path.exists() and any(self.path.iterdir())
+        if resume:
+            if not self.config.is_file():
+                raise UserError(f"--resume: {self.path} holds no run to resume")
+            return
+        if exists and not overwrite:
+            raise UserError(
+                f"run folder {self.path} already exists; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another output.name"
+            )
+
+    def create(self, overwrite: bool) -> None:
+        if overwrite and self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.is_file():
+            return []
+        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, last_step: int) -> None:
+        """On resume, drop lines logged after the checkpoint we restart from."""
+        kept = [r for r in self.read_metrics() if r.get("step", 0) <= last_step]
+        atomic_write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def log_line(self, text: str) -> None:
+        with self.log.open("a", encoding="utf-8") as handle:
+            handle.write(text.rstrip() + "\n")
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Move a fully written folder into place, replacing an older one of ours."""
+    if final.exists():
+        old = final.with_name(f".old-{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
