@@ -124,11 +124,10 @@ def _train_prepared(
     resume: bool,
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     set_seed(cfg.train.seed)
-    accelerator = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
+    accelerator = build_accelerator(resolve_mixed_precision(cfg.train.mixed_precision))
     method = METHODS.get(cfg.method.name)
     model: Any = method.apply(load_causal_lm(source, cfg.model), cfg.method)
     if cfg.train.gradient_checkpointing:
@@ -196,6 +195,21 @@ def _train_prepared(
     _save_final(run, method, model, tokenizer, renderer)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     return _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
+
+
+def build_accelerator(mixed_precision: str) -> Any:
+    """An Accelerator for this run.
+
+    accelerate keeps its state in a process-wide singleton that refuses a second run with another
+    precision; in a single, non-distributed process (several `train()` calls from Python) the
+    precision part of that state is safely reset. Launched multi-process runs are left alone.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, DistributedType, PartialState
+
+    if AcceleratorState._shared_state and PartialState().distributed_type == DistributedType.NO:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision)
 
 
 def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:
