@@ -42,6 +42,7 @@ test: lint
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; exit 0; fi; exit $$rc
 
 bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_train.py
 
 clean:

@@ -47,11 +47,15 @@ def run_tunesmith(steps: int, out: Path) -> dict[str, float]:
         "real_tokens_per_s": result.summary["real_tokens_per_s"],
         "peak_memory_mb": peak_mb(),
         "last_loss": losses[-1],
-        "samples_per_step": result.summary["data"]["samples"] / max(1, len(losses)),
+        "real_tokens_per_step": sum(
+            m["real_tokens_per_s"] * m["step_seconds"] for m in result.metrics if "loss" in m
+        )
+        / len(losses),
     }
 
 
 def run_trl(steps: int, out: Path) -> dict[str, float]:
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -64,18 +68,32 @@ def run_trl(steps: int, out: Path) -> dict[str, float]:
     rows = [json.loads(line) for line in DATA.read_text().splitlines()]
     dataset = Dataset.from_list(
         [
-            {"prompt": [{"role": "user", "content": r["instruction"]}],
-             "completion": [{"role": "assistant", "content": r["output"]}]}
+            {
+                "prompt": [{"role": "user", "content": r["instruction"]}],
+                "completion": [{"role": "assistant", "content": r["output"]}],
+            }
             for r in rows
         ]
     )
     args = SFTConfig(
-        output_dir=str(out / "trl"), max_steps=steps, per_device_train_batch_size=8, learning_rate=LR,
-        max_length=MAX_LENGTH, logging_steps=1, save_strategy="no", report_to=[], warmup_steps=0,
-        lr_scheduler_type="cosine", seed=0, disable_tqdm=True,
+        output_dir=str(out / "trl"),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        learning_rate=LR,
+        max_length=MAX_LENGTH,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        warmup_steps=0,
+        lr_scheduler_type="cosine",
+        seed=0,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
     )
     trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(folder), args=args, train_dataset=dataset,
+        model=AutoModelForCausalLM.from_pretrained(folder),
+        args=args,
+        train_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(folder),
         peft_config=LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.0, target_modules="all-linear"),
     )
@@ -84,12 +102,18 @@ def run_trl(steps: int, out: Path) -> dict[str, float]:
     seconds = time.perf_counter() - started
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     tokens = max(entry.get("num_tokens", 0) for entry in logs)
-    return {"real_tokens_per_s": tokens / seconds, "peak_memory_mb": peak_mb(), "last_loss": logs[-1]["loss"],
-            "samples_per_step": 8}
+    return {
+        "real_tokens_per_s": tokens / seconds,
+        "peak_memory_mb": peak_mb(),
+        "last_loss": logs[-1]["loss"],
+        "real_tokens_per_step": tokens / len(logs),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--side", choices=["tunesmith", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,12 +124,16 @@ def main() -> None:
         return
     results = {}
     for side in ("tunesmith", "trl"):
-        proc = subprocess.run([sys.executable, __file__, "--side", side, "--steps", str(args.steps)],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--side", side, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[side] = json.loads(proc.stdout.strip().splitlines()[-1])
     ours, theirs = results["tunesmith"], results["trl"]
     print(f"{'':22}{'tunesmith':>12}{'TRL SFTTrainer':>16}{'ratio':>8}")
-    for key in ("real_tokens_per_s", "peak_memory_mb", "last_loss", "samples_per_step"):
+    for key in ("real_tokens_per_s", "peak_memory_mb", "last_loss", "real_tokens_per_step"):
         ratio = ours[key] / theirs[key] if theirs[key] else float("nan")
         print(f"{key:22}{ours[key]:12.2f}{theirs[key]:16.2f}{ratio:8.2f}")
 
