@@ -6,6 +6,8 @@ folder is created, so a bad input never leaves anything behind in an existing ru
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -228,8 +230,6 @@ def _load_or_run_before(
     run: RunFolder, resume: bool, cfg: RunConfig, data: PreparedData, model: Any, renderer: Any, evaluate: Any
 ) -> dict[str, Any]:
     """Eval loss and sample answers of the untrained model; computed once, kept for a resumed run."""
-    import json
-
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
@@ -255,8 +255,6 @@ def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: 
 
 def _save_final(run: RunFolder, method: Any, model: Any, tokenizer: Any, renderer: Any) -> None:
     tmp = run.path / ".tmp-final"
-    import shutil
-
     shutil.rmtree(tmp, ignore_errors=True)
     method.save(model, tmp)
     if renderer.template is not None:  # a fallback template travels with the model
