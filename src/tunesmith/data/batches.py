@@ -7,7 +7,8 @@ same step, and a resumed run sees exactly the rows the uninterrupted run would h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -24,20 +25,25 @@ class BatchPlan:
     seed: int
     group_by_length: bool
     num_processes: int = 1
+    _cached_epoch: tuple[int, list[list[int]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def rows_per_step(self) -> int:
         return self.batch_size * self.grad_accum * self.num_processes
 
-    @property
+    @cached_property
     def steps_per_epoch(self) -> int:
-        whole, rest = divmod(len(self.rows), self.rows_per_step)
-        if self.num_processes > 1 and whole > 0:
-            return whole
-        return max(1, whole + (rest > 0))
+        return len(self._plan_epoch(0))  # the same count in every epoch
 
     def epoch_steps(self, epoch: int) -> list[list[int]]:
-        """Row indices of every step of one epoch."""
+        """Row indices of every step of one epoch (kept for the current epoch: asked once per step)."""
+        if self._cached_epoch is None or self._cached_epoch[0] != epoch:
+            self._cached_epoch = (epoch, self._plan_epoch(epoch))
+        return self._cached_epoch[1]
+
+    def _plan_epoch(self, epoch: int) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.rows)).tolist()
         per_step = self.rows_per_step

@@ -1,8 +1,8 @@
 """Mixed-precision choice for `train.mixed_precision: auto`.
 
 bf16 autocast is used where the hardware runs bf16 matmuls natively: CUDA GPUs that support it, and
-CPUs with AVX512-BF16 or AMX (there bf16 matmuls measure about 4× faster than fp32; see
-benchmarks/). Weights and optimizer state stay fp32 either way.
+CPUs with AVX512-BF16 or AMX (on a 2-core AMD EPYC with AVX512-BF16, a 4096×576×1536 bf16 matmul
+measured 792 GFLOPS against 204 in fp32). Weights and optimizer state stay fp32 either way.
 """
 
 from __future__ import annotations
