@@ -66,7 +66,11 @@ class DataConfig(Section):
     format: str = Field("auto", description="default record format for sources that do not set one")
     columns: dict[str, str] = Field(default_factory=dict, description="default column mapping")
     max_length: int = Field(512, ge=8, description="tokens per sample (and per packed row)")
-    packing: bool = Field(True, description="pack several samples per row, attention never crossing them")
+    packing: bool | None = Field(
+        None,
+        description="pack several samples per row, attention never crossing them; "
+        "default: on, except for prefix/prompt tuning",
+    )
     truncation: Literal["truncate", "drop", "error"] = Field(
         "truncate",
         description="a sample longer than max_length: truncate (keep the start), drop it, or error",
@@ -87,14 +91,92 @@ class DataConfig(Section):
         return _check_format(value)
 
 
+LORA_KEYS = frozenset({"r", "alpha", "dropout", "target_modules", "use_rslora", "init", "modules_to_save"})
+# method name → the method.* keys it reads; a key set for another method is an error, not ignored
+METHOD_KEYS: dict[str, frozenset[str]] = {
+    "full": frozenset(),
+    "freeze": frozenset({"trainable_layers", "trainable_modules"}),
+    "lora": LORA_KEYS,
+    "dora": LORA_KEYS,
+    "qlora": LORA_KEYS | {"quant_type", "double_quant", "paged_optimizer"},
+    "adapter": frozenset({"placement", "reduction_factor", "activation"}),
+    "prefix": frozenset({"num_virtual_tokens", "prefix_projection", "projection_hidden_size"}),
+    "prompt": frozenset({"num_virtual_tokens", "prompt_init_text"}),
+    "ia3": frozenset({"target_modules", "feedforward_modules"}),
+}
+# methods that prepend virtual tokens per sample, so samples cannot share a packed row
+UNPACKABLE_METHODS = frozenset({"prefix", "prompt"})
+
+
 class MethodConfig(Section):
-    name: Literal["full", "lora"] = Field("lora", description="how the model learns")
+    """One flat section for every method; each method accepts only its own keys (see METHOD_KEYS)."""
+
+    name: str = Field("lora", description="how the model learns: " + ", ".join(METHOD_KEYS))
+    # LoRA family (lora, dora, qlora)
     r: int = Field(16, ge=1, description="LoRA rank")
-    alpha: int = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    alpha: int = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r))")
     dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: str | list[str] = Field(
-        "all-linear", description="modules LoRA wraps: all-linear, or a list of names"
+    target_modules: str | list[str] | None = Field(
+        None,
+        description="modules the method wraps: a list of names, or all-linear; default: all-linear for "
+        "the LoRA family, peft's per-architecture choice for ia3",
     )
+    use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale alpha / sqrt(r)")
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
+        "default", description="LoRA init: default (B = 0), gaussian, pissa (principal singular vectors), olora"
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="extra modules trained in full and saved (e.g. lm_head)"
+    )
+    # qlora
+    quant_type: Literal["nf4", "fp4"] = Field("nf4", description="4-bit data type of the frozen base")
+    double_quant: bool = Field(True, description="quantize the quantization constants too")
+    paged_optimizer: bool = Field(True, description="bitsandbytes paged AdamW (spills to CPU under pressure)")
+    # ia3
+    feedforward_modules: list[str] | None = Field(
+        None, description="ia3 targets whose input (not output) is rescaled; default: the MLP targets"
+    )
+    # adapter
+    placement: Literal["houlsby", "pfeiffer"] = Field(
+        "pfeiffer", description="houlsby: after attention and after the MLP; pfeiffer: after the MLP only"
+    )
+    reduction_factor: int = Field(16, gt=1, description="bottleneck size = hidden size / reduction_factor")
+    activation: Literal["relu", "gelu", "silu", "tanh"] = Field("relu", description="bottleneck activation")
+    # prefix, prompt
+    num_virtual_tokens: int = Field(20, ge=1, description="learned prefix / soft-prompt length")
+    prefix_projection: bool = Field(
+        False, description="prefix: reparameterise the prefixes through a two-layer MLP (Li & Liang, 2021)"
+    )
+    projection_hidden_size: int = Field(512, ge=1, description="prefix: hidden size of that MLP")
+    prompt_init_text: str | None = Field(
+        None, description="prompt: initialise the soft prompt from this text's token embeddings"
+    )
+    # freeze
+    trainable_layers: int | None = Field(None, ge=0, description="freeze: train the top k transformer blocks")
+    trainable_modules: list[str] = Field(
+        default_factory=list,
+        description="freeze: also train parameters whose name or layer type contains one of these patterns "
+        "(e.g. norm, lm_head; glob wildcards allowed)",
+    )
+
+    @model_validator(mode="after")
+    def _keys_of_method(self) -> MethodConfig:
+        if self.name not in METHOD_KEYS:
+            raise ValueError(f"unknown method {self.name!r}; known: {', '.join(METHOD_KEYS)}")
+        foreign = sorted(self.model_fields_set - METHOD_KEYS[self.name] - {"name"})
+        if foreign:
+            valid = ", ".join(sorted(METHOD_KEYS[self.name])) or "none"
+            raise ValueError(
+                f"{', '.join(foreign)} not used by method {self.name} (its keys: {valid})"
+            )
+        if self.name == "freeze" and self.trainable_layers is None and not self.trainable_modules:
+            raise ValueError("method freeze needs trainable_layers and/or trainable_modules")
+        return self
+
+    def used(self) -> dict[str, Any]:
+        """This method's keys and values (what config.yaml records)."""
+        keys = METHOD_KEYS[self.name] | {"name"}
+        return {k: v for k, v in self.model_dump(mode="json").items() if k in keys}
 
 
 class TrainConfig(Section):
@@ -150,8 +232,15 @@ class RunConfig(Section):
             problems.append("data.eval and data.eval_split are both set; keep one")
         if self.train.max_steps is not None and self.train.epochs is not None:
             problems.append("train.max_steps and train.epochs are both set; keep one")
+        if self.method.name in UNPACKABLE_METHODS and self.data.packing:
+            problems.append(
+                f"data.packing: true does not work with method.name={self.method.name} "
+                "(virtual tokens are prepended to each sample); set data.packing: false"
+            )
         if problems:
             raise ValueError("; ".join(problems))
+        if self.data.packing is None:
+            self.data.packing = self.method.name not in UNPACKABLE_METHODS
         return self
 
 
@@ -288,4 +377,7 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
 
 
 def dump_config(config: RunConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML; the method section holds only the chosen method's keys."""
+    raw = config.model_dump(mode="json")
+    raw["method"] = config.method.used()
+    return yaml.safe_dump(raw, sort_keys=False)

@@ -43,9 +43,10 @@ class Reporter:
         self.console.print(table)
         self.run.log_line("data " + json.dumps(stats))
 
-    def parameters(self, trainable: int, total: int, method: str) -> None:
+    def parameters(self, trainable: int, total: int, method: str, state_mb: float) -> None:
         self.say(
-            f"method {method}: trainable params {trainable:,} / {total:,} ({100 * trainable / total:.3f}%)"
+            f"method {method}: trainable params {trainable:,} / {total:,} ({100 * trainable / total:.3f}%); "
+            f"trainable state (weights + grads + AdamW) {state_mb:,.1f} MB"
         )
 
     def start(self, state: LoopState) -> None:

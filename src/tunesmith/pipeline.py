@@ -27,8 +27,8 @@ from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
 from tunesmith.evaluate.samples import generate_answers
-from tunesmith.methods import METHODS, count_parameters
-from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
+from tunesmith.models.load import load_causal_lm, load_model_config, load_tokenizer, resolve_model
 from tunesmith.objectives.logprobs import TrainedTokenLM
 from tunesmith.runs.folder import RunFolder, atomic_write_json, replace_folder
 
@@ -74,7 +74,10 @@ def train(
     run.check_available(resume, overwrite)
     if resume:
         _check_same_config(run, cfg)
+    method = METHODS.get(cfg.method.name)
+    method.check_environment(cfg)  # e.g. qlora without CUDA: stop before loading anything
     source = resolve_model(cfg.model)
+    method.check_model(cfg, load_model_config(source, cfg.model))
     tokenizer = load_tokenizer(source, cfg.model)
     renderer = build_renderer(tokenizer, cfg.data.chat_template)
     data = prepare_data(cfg, tokenizer, renderer)
@@ -85,7 +88,9 @@ def train(
     reporter.data_stats(data.stats, data.formats)
     started = time.perf_counter()
     try:
-        summary = _train_prepared(cfg, run, source, tokenizer, renderer, data, reporter, resume, callbacks)
+        summary = _train_prepared(
+            cfg, run, method, source, tokenizer, renderer, data, reporter, resume, callbacks
+        )
     except KeyboardInterrupt:
         _write_status(run, "interrupted", started)
         raise
@@ -118,6 +123,7 @@ def _write_status(run: RunFolder, status: str, started: float) -> None:
 def _train_prepared(
     cfg: RunConfig,
     run: RunFolder,
+    method: Method,
     source: Any,
     tokenizer: Any,
     renderer: Any,
@@ -130,26 +136,27 @@ def _train_prepared(
 
     set_seed(cfg.train.seed)
     accelerator = build_accelerator(resolve_mixed_precision(cfg.train.mixed_precision))
-    method = METHODS.get(cfg.method.name)
-    model: Any = method.apply(load_causal_lm(source, cfg.model), cfg.method)
+    model: Any = method.apply(load_causal_lm(source, cfg.model, **method.load_kwargs(cfg.method)), cfg.method)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     trainable, total = count_parameters(model)
-    reporter.parameters(trainable, total, cfg.method.name)
+    state_mb = trainable_state_bytes(model) / 2**20
+    reporter.parameters(trainable, total, cfg.method.name, state_mb)
+    packed = bool(cfg.data.packing)
 
     plan = BatchPlan(
-        rows=build_rows(data.train, cfg.data.max_length, cfg.data.packing),
+        rows=build_rows(data.train, cfg.data.max_length, packed),
         batch_size=cfg.train.batch_size,
         grad_accum=cfg.train.grad_accum,
         seed=cfg.train.seed,
-        group_by_length=cfg.data.group_by_length and not cfg.data.packing,
+        group_by_length=cfg.data.group_by_length and not packed,
         num_processes=accelerator.num_processes,
     )
     total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
     wrapped = TrainedTokenLM(model)
-    optimizer = build_optimizer(wrapped, cfg.train)
+    optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
     eval_batches = _eval_batches(
@@ -177,7 +184,7 @@ def _train_prepared(
         scheduler=scheduler,
         plan=plan,
         pad_id=tokenizer.pad_token_id,
-        packed=cfg.data.packing,
+        packed=packed,
         train_cfg=cfg.train,
         evaluate=None if cfg.eval.none else evaluate,
         eval_every=cfg.eval.every_steps,
@@ -196,7 +203,9 @@ def _train_prepared(
     answers_after = _sample_answers(cfg, data, model, renderer)
     _save_final(run, method, model, tokenizer, renderer)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
-    return _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
+    summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
+    summary["trainable_state_mb"] = state_mb
+    return summary
 
 
 def build_accelerator(mixed_precision: str) -> Any:
@@ -215,10 +224,11 @@ def build_accelerator(mixed_precision: str) -> Any:
 
 
 def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:
-    rows = build_rows(data.eval, cfg.data.max_length, cfg.data.packing)[rank::world]
+    packed = bool(cfg.data.packing)
+    rows = build_rows(data.eval, cfg.data.max_length, packed)[rank::world]
     size = cfg.eval.batch_size or cfg.train.batch_size
     rows.sort(key=lambda row: -sum(len(s) for s in row))  # similar lengths together: less padding
-    return [collate(rows[i : i + size], pad_id, cfg.data.packing) for i in range(0, len(rows), size)]
+    return [collate(rows[i : i + size], pad_id, packed) for i in range(0, len(rows), size)]
 
 
 def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:

@@ -9,15 +9,17 @@ from torch.optim.lr_scheduler import LRScheduler
 from tunesmith.config import TrainConfig
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> AdamW:
-    """AdamW; biases and norm weights (1-D tensors) get no weight decay."""
+def build_optimizer(model: nn.Module, cfg: TrainConfig, optimizer_class: type[Optimizer] = AdamW) -> Optimizer:
+    """AdamW (or the method's AdamW variant, e.g. paged); 1-D tensors (biases, norms) get no weight decay."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps)
+    return optimizer_class(  # type: ignore[call-arg]
+        [g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
+    )
 
 
 def build_scheduler(optimizer: Optimizer, cfg: TrainConfig, total_steps: int) -> LRScheduler:

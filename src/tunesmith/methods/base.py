@@ -1,44 +1,99 @@
-"""The Method protocol: apply to a model, save what was trained, and merge for export."""
+"""The Method protocol: checks before loading, apply to a model, save what was trained, reload, switch
+between several trained results on one base, and merge for export."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
 from torch import nn
 
-from tunesmith.config import MethodConfig
+from tunesmith.config import MethodConfig, RunConfig
+
+DEFAULT_NAME = "default"
 
 
 class Method(Protocol):
     name: str
+    mergeable: bool  # can the training be folded into the base weights?
+
+    def check_environment(self, cfg: RunConfig) -> None:
+        """Fail before anything is loaded when this machine cannot run the method (e.g. no CUDA)."""
+        ...
+
+    def check_model(self, cfg: RunConfig, model_config: Any) -> None:
+        """Fail before the weights load when the method's keys do not fit the model's shape."""
+        ...
+
+    def load_kwargs(self, cfg: MethodConfig) -> dict[str, Any]:
+        """Extra `from_pretrained` arguments (quantization for qlora)."""
+        ...
+
+    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]:
+        ...
 
     def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
         """Make the parameters this method trains trainable (and only those)."""
         ...
 
     def save(self, model: nn.Module, out_dir: Path) -> None:
-        """Write what was trained in its ecosystem format (peft adapter folder, HF model folder)."""
+        """Write only what was trained, in its ecosystem format (peft folder, HF folder, safetensors)."""
         ...
 
-    def load_trained(self, base: nn.Module, trained_dir: Path) -> nn.Module:
-        """Base model + saved result → the trained model."""
+    def load_trained(self, model: nn.Module, trained_dir: Path, name: str = DEFAULT_NAME) -> nn.Module:
+        """Base model (or one already carrying other results of this method) + a saved result."""
+        ...
+
+    def activate(self, model: nn.Module, name: str | None) -> None:
+        """Switch to the result loaded under `name`; None runs the plain base model."""
         ...
 
     def merge(self, model: nn.Module) -> Any:
-        """A plain transformers model with the training folded into its weights."""
+        """A plain transformers model with the training folded into its weights (mergeable only)."""
         ...
+
+
+class MethodDefaults:
+    """No-op hooks most methods share."""
+
+    name = ""
+    mergeable = False
+
+    def check_environment(self, cfg: RunConfig) -> None:
+        return None
+
+    def check_model(self, cfg: RunConfig, model_config: Any) -> None:
+        return None
+
+    def load_kwargs(self, cfg: MethodConfig) -> dict[str, Any]:
+        return {}
+
+    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]:
+        return torch.optim.AdamW
+
+    def merge(self, model: nn.Module) -> Any:
+        raise NotImplementedError(f"method {self.name} cannot be merged into the base weights")
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; tied weights are counted once."""
-    seen: set[int] = set()
     trainable = total = 0
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
+    for param in model.parameters():  # parameters() yields each shared tensor once
+        numel = _stored_numel(param)
+        total += numel
         if param.requires_grad:
-            trainable += param.numel()
+            trainable += numel
     return trainable, total
+
+
+def _stored_numel(param: torch.Tensor) -> int:
+    # bitsandbytes packs two 4-bit values per byte: report the logical size
+    shape = getattr(param, "quant_state", None)
+    return int(shape.shape.numel()) if shape is not None else param.numel()
+
+
+def trainable_state_bytes(model: nn.Module) -> int:
+    """Memory of what training adds per trainable weight: the weight, its gradient and AdamW's two
+    moment estimates (kept in the weight's dtype by torch's AdamW)."""
+    return sum(4 * p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)

@@ -8,10 +8,13 @@ from typing import Any
 from torch import nn
 
 from tunesmith.config import MethodConfig
+from tunesmith.errors import UserError
+from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
 
 
-class FullMethod:
+class FullMethod(MethodDefaults):
     name = "full"
+    mergeable = True
 
     def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
         model.requires_grad_(True)
@@ -20,10 +23,16 @@ class FullMethod:
     def save(self, model: nn.Module, out_dir: Path) -> None:
         model.save_pretrained(out_dir)  # type: ignore[operator]
 
-    def load_trained(self, base: nn.Module, trained_dir: Path) -> nn.Module:
-        from transformers import AutoModelForCausalLM
+    def load_trained(self, model: nn.Module, trained_dir: Path, name: str = DEFAULT_NAME) -> nn.Module:
+        if getattr(model, "_tunesmith_full_loaded", False):
+            raise UserError("full fine-tunes are whole models: load each one on its own, not on a shared base")
+        trained = type(model).from_pretrained(trained_dir, dtype=model.dtype)  # type: ignore[attr-defined]
+        trained._tunesmith_full_loaded = True
+        return trained  # type: ignore[no-any-return]
 
-        return AutoModelForCausalLM.from_pretrained(trained_dir, dtype=base.dtype)  # type: ignore[no-any-return]
+    def activate(self, model: nn.Module, name: str | None) -> None:
+        if name is None:
+            raise UserError("a full fine-tune has no separate base to switch back to")
 
     def merge(self, model: nn.Module) -> Any:
         return model

@@ -152,10 +152,21 @@ def load_tokenizer(source: ModelSource, cfg: ModelConfig) -> Any:
     return tokenizer
 
 
-def load_causal_lm(source: ModelSource, cfg: ModelConfig) -> Any:
+def load_model_config(source: ModelSource, cfg: ModelConfig) -> Any:
+    """The model's config alone (no weights): lets methods check their settings before loading."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source.folder, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model.path {source.origin}: cannot read its config ({exc})") from None
+
+
+def load_causal_lm(source: ModelSource, cfg: ModelConfig, **extra: Any) -> Any:
+    """The causal LM in the configured dtype; `extra` carries method-specific arguments (quantization)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": pick_dtype(cfg.dtype), "trust_remote_code": cfg.trust_remote_code}
+    kwargs: dict[str, Any] = {"dtype": pick_dtype(cfg.dtype), "trust_remote_code": cfg.trust_remote_code, **extra}
     if cfg.attn_implementation != "auto":
         kwargs["attn_implementation"] = cfg.attn_implementation
     try:

@@ -23,6 +23,11 @@ def _plain_model(model: nn.Module) -> Any:
     return get_base() if callable(get_base) else model
 
 
+def _adds_virtual_tokens(model: nn.Module) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
 class TrainedTokenLM(nn.Module):
     """forward(batch tensors) → (loss_sum, num_trained) for causal-LM training and evaluation."""
 
@@ -31,8 +36,10 @@ class TrainedTokenLM(nn.Module):
         self.model = model
         plain = _plain_model(model)
         config = plain.config
-        # models that post-process logits (soft-capping, scaling) go through their full forward
+        # models that post-process logits (soft-capping, scaling), and prefix / prompt tuning (peft adds
+        # virtual tokens in its own forward), go through the full forward
         self.direct = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
+        self.direct = self.direct and not _adds_virtual_tokens(model)
 
     def forward(
         self,
@@ -49,5 +56,7 @@ class TrainedTokenLM(nn.Module):
             hidden = plain.get_decoder()(input_ids=input_ids, **kwargs).last_hidden_state  # (B, T, H)
             logits = plain.get_output_embeddings()(hidden[:, :-1][trained])  # (N, V)
         else:
-            logits = self.model(input_ids=input_ids, **kwargs).logits[:, :-1][trained]  # (N, V)
+            # prompt tuning returns V virtual positions first: keep the last T
+            logits = self.model(input_ids=input_ids, **kwargs).logits[:, -input_ids.shape[1] : -1][trained]
+        # logits: (N, V)
         return causal_lm_loss_sum(logits, targets[trained])
