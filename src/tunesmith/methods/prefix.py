@@ -22,7 +22,7 @@ class PrefixMethod(VirtualTokenMethod):
     def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
         from peft import PrefixTuningConfig
 
-        if "past_key_values" not in inspect.signature(model.forward).parameters:
+        if not takes_prefix_cache(model):
             raise UserError(
                 f"method.name: prefix feeds its prefixes through the key/value cache, which "
                 f"{type(model).__name__} does not take; use prompt, lora or adapter for this model"
@@ -34,3 +34,12 @@ class PrefixMethod(VirtualTokenMethod):
             encoder_hidden_size=cfg.projection_hidden_size,
             task_type=peft_task_type(model),
         )
+
+
+def takes_prefix_cache(model: nn.Module) -> bool:
+    """Causal LMs take the prefixes as a cache; for other heads peft calls the backbone with
+    `past_key_values`, which encoders such as BERT do not accept in transformers 5."""
+    if peft_task_type(model) == "CAUSAL_LM":
+        return True
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), model)
+    return "past_key_values" in inspect.signature(backbone.forward).parameters
