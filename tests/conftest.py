@@ -115,7 +115,10 @@ def make_config(tmp_path: Path, tiny_llama: Path) -> Callable[..., dict[str, Any
             "output": {"dir": str(tmp_path / "runs"), "name": "t"},
         }
         for key, value in sections.items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+            replaces = key == "method" and "name" in value  # another method: its own keys only
+            config[key] = (
+                {**config.get(key, {}), **value} if isinstance(value, dict) and not replaces else value
+            )
         return config
 
     return build

@@ -72,15 +72,14 @@ def export(
     merge: Annotated[bool, typer.Option("--merge", help="fold the adapter into the base weights")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty --out folder")] = False,
 ) -> None:
-    """Write the run's model as a standard transformers folder.
+    """Write the run's model as a standard transformers folder (merged where the method allows; otherwise
+    the base model plus the method's files in OUT/method).
 
     Example: tunesmith export runs/demo --merge --out merged-model
     """
-    if not merge:
-        raise UserError("export without --merge is not available yet: the adapter is already in RUN/final")
-    from tunesmith.export.merge import export_merged
+    from tunesmith.export.merge import export_model
 
-    typer.echo(f"merged model: {export_merged(run_dir, out, overwrite)}")
+    typer.echo(export_model(run_dir, out, merge, overwrite).note)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -123,7 +123,8 @@ class MethodConfig(Section):
     )
     use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale alpha / sqrt(r)")
     init: Literal["default", "gaussian", "pissa", "olora"] = Field(
-        "default", description="LoRA init: default (B = 0), gaussian, pissa (principal singular vectors), olora"
+        "default",
+        description="LoRA init: default (B = 0), gaussian, pissa (principal singular vectors), olora",
     )
     modules_to_save: list[str] = Field(
         default_factory=list, description="extra modules trained in full and saved (e.g. lm_head)"
@@ -166,9 +167,7 @@ class MethodConfig(Section):
         foreign = sorted(self.model_fields_set - METHOD_KEYS[self.name] - {"name"})
         if foreign:
             valid = ", ".join(sorted(METHOD_KEYS[self.name])) or "none"
-            raise ValueError(
-                f"{', '.join(foreign)} not used by method {self.name} (its keys: {valid})"
-            )
+            raise ValueError(f"{', '.join(foreign)} not used by method {self.name} (its keys: {valid})")
         if self.name == "freeze" and self.trainable_layers is None and not self.trainable_modules:
             raise ValueError("method freeze needs trainable_layers and/or trainable_modules")
         return self
@@ -302,7 +301,7 @@ def load_config(
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc)) from None
+        raise UserError(format_validation_error(exc, raw)) from None
     if base_dir is not None:
         _resolve_data_paths(config, base_dir)
     return config
@@ -328,19 +327,21 @@ def _resolve_data_paths(config: RunConfig, base_dir: Path) -> None:
     config.data.eval = fix_all(config.data.eval)
 
 
-def format_validation_error(exc: ValidationError) -> str:
+def format_validation_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
     """One line per problem, each naming the full config path; unknown keys get a suggestion."""
     lines = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"] if not _is_union_tag(part)]
         path = ".".join(loc) or "config"
         if err["type"] == "extra_forbidden":
-            valid = _valid_keys_at(loc[:-1])
+            valid = _valid_keys_at(loc[:-1], raw or {})
             close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
             hint = f"; did you mean {'.'.join([*loc[:-1], close[0]])}?" if close else ""
             lines.append(f"unknown config key {path}{hint} (valid here: {', '.join(valid)})")
         elif err["type"] == "missing":
             lines.append(f"config key {path} is required")
+        elif err["type"] == "value_error" and isinstance(err.get("input"), dict):  # a section-level check
+            lines.append(f"config section {path}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"config key {path}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(dict.fromkeys(lines))
@@ -351,7 +352,12 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in {"str", "int", "float"})
 
 
-def _valid_keys_at(loc: list[str]) -> list[str]:
+def _valid_keys_at(loc: list[str], raw: dict[str, Any]) -> list[str]:
+    if loc == ["method"]:  # only the keys of the method the user chose
+        section = raw.get("method")
+        name = section.get("name", "lora") if isinstance(section, dict) else "lora"
+        if name in METHOD_KEYS:
+            return [k for k in MethodConfig.model_fields if k == "name" or k in METHOD_KEYS[name]]
     model: type[BaseModel] = RunConfig
     for part in loc:
         if part.isdigit():

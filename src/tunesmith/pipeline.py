@@ -82,6 +82,7 @@ def train(
     renderer = build_renderer(tokenizer, cfg.data.chat_template)
     data = prepare_data(cfg, tokenizer, renderer)
     reporter = Reporter(run, quiet)
+    model = build_model(cfg, method, source)  # method settings that do not fit fail here, before the folder
     run.create(overwrite and not resume)
     if not resume:
         run.config.write_text(dump_config(cfg))
@@ -89,7 +90,7 @@ def train(
     started = time.perf_counter()
     try:
         summary = _train_prepared(
-            cfg, run, method, source, tokenizer, renderer, data, reporter, resume, callbacks
+            cfg, run, method, model, tokenizer, renderer, data, reporter, resume, callbacks
         )
     except KeyboardInterrupt:
         _write_status(run, "interrupted", started)
@@ -101,6 +102,19 @@ def train(
     atomic_write_json(run.summary, summary)
     reporter.summary(summary)
     return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+def build_model(cfg: RunConfig, method: Method, source: Any) -> Any:
+    """The base model with the method applied (seeded, so method initialisation is reproducible)."""
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.train.seed)
+    model: Any = method.apply(load_causal_lm(source, cfg.model, **method.load_kwargs(cfg.method)), cfg.method)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    return model
 
 
 def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
@@ -124,7 +138,7 @@ def _train_prepared(
     cfg: RunConfig,
     run: RunFolder,
     method: Method,
-    source: Any,
+    model: Any,
     tokenizer: Any,
     renderer: Any,
     data: PreparedData,
@@ -132,15 +146,7 @@ def _train_prepared(
     resume: bool,
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
-    from accelerate.utils import set_seed
-
-    set_seed(cfg.train.seed)
     accelerator = build_accelerator(resolve_mixed_precision(cfg.train.mixed_precision))
-    model: Any = method.apply(load_causal_lm(source, cfg.model, **method.load_kwargs(cfg.method)), cfg.method)
-    if cfg.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
     trainable, total = count_parameters(model)
     state_mb = trainable_state_bytes(model) / 2**20
     reporter.parameters(trainable, total, cfg.method.name, state_mb)

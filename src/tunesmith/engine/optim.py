@@ -9,7 +9,9 @@ from torch.optim.lr_scheduler import LRScheduler
 from tunesmith.config import TrainConfig
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig, optimizer_class: type[Optimizer] = AdamW) -> Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: TrainConfig, optimizer_class: type[Optimizer] = AdamW
+) -> Optimizer:
     """AdamW (or the method's AdamW variant, e.g. paged); 1-D tensors (biases, norms) get no weight decay."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []

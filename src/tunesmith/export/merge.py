@@ -1,43 +1,67 @@
-"""`tunesmith export RUN --merge --out DIR`: a plain transformers folder from a run.
+"""`tunesmith export RUN --out DIR [--merge]`: a plain transformers folder from a run.
 
-Reads only the run folder (its resolved config and `final/`), never the training loop.
+With --merge, methods whose update is a change of the existing weights (LoRA, DoRA, IA3, freeze,
+full) are folded in, giving a model any transformers user can load. Methods that add computation
+(bottleneck adapters, prefixes, soft prompts) cannot be folded; then, as without --merge, the export
+holds the base model and the method's files in `DIR/method/`. Reads only the run folder.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.config import load_config
 from tunesmith.errors import UserError
-from tunesmith.methods import METHODS
-from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
-from tunesmith.runs.folder import RunFolder
+from tunesmith.models.tuned import load_base, read_run
+
+METHOD_SUBFOLDER = "method"
 
 
-def export_merged(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
-    run = RunFolder(Path(run_dir))
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    merged: bool
+    note: str  # one line for the user
+
+
+def export_model(
+    run_dir: str | Path, out_dir: str | Path, merge: bool = True, overwrite: bool = False
+) -> ExportResult:
+    run = read_run(run_dir)
     out = Path(out_dir)
-    if not run.config.is_file():
-        raise UserError(f"{run.path} is not a run folder (no config.yaml)")
-    if not run.final.is_dir():
-        raise UserError(f"{run.path} has no final/ model yet; the run did not finish")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(
             f"--out {out} already exists and is not empty; choose another folder or pass --overwrite"
         )
-    cfg = load_config(run.config)
-    method = METHODS.get(cfg.method.name)
-    source = resolve_model(cfg.model)
-    base = load_causal_lm(source, cfg.model)
-    merged = method.merge(method.load_trained(base, run.final))
-    tokenizer = load_tokenizer(source, cfg.model)
+    method = run.method
+    _, base, tokenizer = load_base(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    merged.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    try:
+        if merge and method.mergeable:
+            method.merge(method.load_trained(base, run.final)).save_pretrained(tmp)
+            note = f"merged model ({method.name} folded into the weights): {out}"
+        else:
+            base.save_pretrained(tmp)
+            shutil.copytree(run.final, tmp / METHOD_SUBFOLDER)
+            why = (
+                f"method {method.name} cannot be merged into the weights (it adds computation to the model); "
+                if merge
+                else ""
+            )
+            note = f"{why}exported the base model to {out} and the {method.name} files to {out / METHOD_SUBFOLDER}"
+        tokenizer.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return out
+    return ExportResult(out, merge and method.mergeable, note)
+
+
+def export_merged(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Merged export (kept for the foundation API)."""
+    return export_model(run_dir, out_dir, merge=True, overwrite=overwrite).path

@@ -30,8 +30,7 @@ class Method(Protocol):
         """Extra `from_pretrained` arguments (quantization for qlora)."""
         ...
 
-    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]:
-        ...
+    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]: ...
 
     def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
         """Make the parameters this method trains trainable (and only those)."""

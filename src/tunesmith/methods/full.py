@@ -25,7 +25,9 @@ class FullMethod(MethodDefaults):
 
     def load_trained(self, model: nn.Module, trained_dir: Path, name: str = DEFAULT_NAME) -> nn.Module:
         if getattr(model, "_tunesmith_full_loaded", False):
-            raise UserError("full fine-tunes are whole models: load each one on its own, not on a shared base")
+            raise UserError(
+                "full fine-tunes are whole models: load each one on its own, not on a shared base"
+            )
         trained = type(model).from_pretrained(trained_dir, dtype=model.dtype)  # type: ignore[attr-defined]
         trained._tunesmith_full_loaded = True
         return trained  # type: ignore[no-any-return]

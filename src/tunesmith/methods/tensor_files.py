@@ -17,7 +17,9 @@ METHOD_CONFIG = "method_config.json"
 METHOD_WEIGHTS = "method_weights.safetensors"
 
 
-def save_trained_tensors(out_dir: Path, settings: dict[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+def save_trained_tensors(
+    out_dir: Path, settings: dict[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(out_dir / METHOD_WEIGHTS))
     (out_dir / METHOD_CONFIG).write_text(json.dumps(settings, indent=2) + "\n")
@@ -37,7 +39,9 @@ BASE = "__base__"
 BANK = "_tunesmith_tensor_bank"
 
 
-def bank_tensors(model: torch.nn.Module, name: str, tensors: Mapping[str, torch.Tensor], source: Path) -> None:
+def bank_tensors(
+    model: torch.nn.Module, name: str, tensors: Mapping[str, torch.Tensor], source: Path
+) -> None:
     """Keep a result's trained base-model tensors under `name` (and the originals once) so results can
     be switched by copying a few tensors in place instead of reloading the base."""
     params = dict(model.named_parameters())

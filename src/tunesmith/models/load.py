@@ -166,7 +166,11 @@ def load_causal_lm(source: ModelSource, cfg: ModelConfig, **extra: Any) -> Any:
     """The causal LM in the configured dtype; `extra` carries method-specific arguments (quantization)."""
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": pick_dtype(cfg.dtype), "trust_remote_code": cfg.trust_remote_code, **extra}
+    kwargs: dict[str, Any] = {
+        "dtype": pick_dtype(cfg.dtype),
+        "trust_remote_code": cfg.trust_remote_code,
+        **extra,
+    }
     if cfg.attn_implementation != "auto":
         kwargs["attn_implementation"] = cfg.attn_implementation
     try:

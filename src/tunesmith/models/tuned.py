@@ -1,0 +1,95 @@
+"""Trained results read back from run folders, several of them on one base model.
+
+`TunedModels({"fraud": "runs/fraud", "tone": "runs/tone"})` loads the base once and each run's
+trained part on top; `use(name)` switches between them in place (`use(None)` is the base), so
+comparing adapters never reloads the base. Readers only read: nothing here touches training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config import RunConfig, load_config
+from tunesmith.errors import UserError
+from tunesmith.methods import METHODS, Method
+from tunesmith.models.load import ModelSource, load_causal_lm, load_tokenizer, resolve_model
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """What a finished run folder says about its model."""
+
+    path: Path
+    config: RunConfig
+    final: Path
+
+    @property
+    def method(self) -> Method:
+        return METHODS.get(self.config.method.name)
+
+
+def read_run(run_dir: str | Path) -> RunModel:
+    path = Path(run_dir)
+    if not (path / "config.yaml").is_file():
+        raise UserError(f"{path} is not a run folder (no config.yaml)")
+    if not (path / "final").is_dir():
+        raise UserError(f"{path} has no final/ model yet; the run did not finish")
+    return RunModel(path, load_config(path / "config.yaml"), path / "final")
+
+
+def load_base(run: RunModel) -> tuple[ModelSource, Any, Any]:
+    """(source, base model in full precision, tokenizer saved with the run)."""
+    source = resolve_model(run.config.model)
+    from transformers import AutoTokenizer
+
+    tokenizer = (
+        AutoTokenizer.from_pretrained(run.final) if (run.final / "tokenizer_config.json").is_file() else None
+    )
+    return (
+        source,
+        load_causal_lm(source, run.config.model),
+        tokenizer or load_tokenizer(source, run.config.model),
+    )
+
+
+class TunedModels:
+    """Several runs' results on one shared base model, switched by name."""
+
+    def __init__(self, runs: Mapping[str, str | Path]) -> None:
+        if not runs:
+            raise UserError("give at least one run folder")
+        self.runs = {name: read_run(path) for name, path in runs.items()}
+        first = next(iter(self.runs.values()))
+        for name, run in self.runs.items():
+            if run.config.model.path != first.config.model.path:
+                raise UserError(
+                    f"run {name} ({run.path}) was trained on {run.config.model.path}, "
+                    f"not {first.config.model.path}: one base model per set"
+                )
+            if run.config.method.name != first.config.method.name:
+                raise UserError(
+                    f"run {name} uses method {run.config.method.name}, not {first.config.method.name}: "
+                    "one method per set"
+                )
+        self.method = first.method
+        _, model, self.tokenizer = load_base(first)
+        for name, run in self.runs.items():
+            model = self.method.load_trained(model, run.final, name)
+        self.model = model
+        self.active: str | None = None
+        self.use(next(iter(self.runs)))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.runs)
+
+    def use(self, name: str | None) -> Any:
+        """Make `name` the active result (None: the base model); returns the model."""
+        if name is not None and name not in self.runs:
+            raise UserError(f"no run named {name!r} in this set; loaded: {', '.join(self.runs)}")
+        self.method.activate(self.model, name)
+        self.active = name
+        return self.model
