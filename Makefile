@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench clean
+.PHONY: demo test install dev lint bench bench-methods clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,9 @@ test: lint
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_train.py
+
+bench-methods: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_methods.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

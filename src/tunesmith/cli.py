@@ -82,6 +82,40 @@ def export(
     typer.echo(export_model(run_dir, out, merge, overwrite).note)
 
 
+@app.command("eval")
+def eval_command(
+    runs: Annotated[list[Path], typer.Argument(help="run folders; results of one method share one base model")],
+    data: Annotated[Path, typer.Option("--data", help="a data file in any format tunesmith reads")],
+    base: Annotated[bool, typer.Option("--base/--no-base", help="also evaluate the untuned base model")] = True,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results to this JSON file")] = None,
+) -> None:
+    """Eval loss and perplexity of the base model and each run on one data file.
+
+    Example: tunesmith eval runs/fraud-lora runs/fraud-ia3 --data examples/demo/eval.jsonl --json eval.json
+    """
+    from tunesmith.evaluate.runs import evaluate_runs
+    from tunesmith.pipeline import quiet_libraries
+    from tunesmith.runs.folder import atomic_write_json
+
+    quiet_libraries()
+    results = evaluate_runs(list(runs), data, base)
+    print_eval_table(results)
+    if json_out is not None:
+        atomic_write_json(json_out, {"data": str(data), "results": results})
+
+
+def print_eval_table(results: dict[str, dict[str, float]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "eval loss", "perplexity", "vs base", "tokens")
+    base = results.get("base", {}).get("eval_loss")
+    for name, r in results.items():
+        delta = "" if base is None or name == "base" else f"{r['eval_loss'] - base:+.4f}"
+        table.add_row(name, f"{r['eval_loss']:.4f}", f"{r['perplexity']:.3f}", delta, f"{r['eval_tokens']:.0f}")
+    Console().print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
-from tunesmith.data.packing import build_rows, collate
+from tunesmith.data.packing import build_rows
 from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
@@ -26,6 +26,7 @@ from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, p
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
+from tunesmith.evaluate.loss import build_eval_batches
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
 from tunesmith.models.load import load_causal_lm, load_model_config, load_tokenizer, resolve_model
@@ -230,11 +231,7 @@ def build_accelerator(mixed_precision: str) -> Any:
 
 
 def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:
-    packed = bool(cfg.data.packing)
-    rows = build_rows(data.eval, cfg.data.max_length, packed)[rank::world]
-    size = cfg.eval.batch_size or cfg.train.batch_size
-    rows.sort(key=lambda row: -sum(len(s) for s in row))  # similar lengths together: less padding
-    return [collate(rows[i : i + size], pad_id, packed) for i in range(0, len(rows), size)]
+    return build_eval_batches(data.eval, cfg, pad_id, rank, world)
 
 
 def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:

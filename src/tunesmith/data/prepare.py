@@ -75,3 +75,12 @@ def token_stats(report: TokenizeReport, max_length: int) -> dict[str, Any]:
         "dropped_too_long": report.dropped_too_long,
         "dropped_no_trained_tokens": report.dropped_untrained,
     }
+
+
+def prepare_file(path: str, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> list[TokenizedSample]:
+    """One data file tokenized exactly as a run's config tokenizes its eval data (for `tunesmith eval`)."""
+    records = [r for s in normalise_sources(path, cfg.data) for r in load_source(s).records]
+    samples = tokenize_records(records, tokenizer, renderer, cfg.data).samples
+    if not samples:
+        raise UserError(f"{path}: no sample is left after tokenization; check the file and data.max_length")
+    return samples
