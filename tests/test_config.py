@@ -21,7 +21,7 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
     assert cfg.train.lr == 1e-3
     assert cfg.method.target_modules == ["q_proj", "v_proj"]
     assert cfg.data.train == str(tmp_path / "train.jsonl")  # relative to the config file
-    assert cfg.method.name == "lora" and cfg.data.packing is True and cfg.task == "instruction"
+    assert cfg.method.name == "lora" and cfg.data.packing is True and cfg.task.name == "instruction"
 
 
 def test_unknown_key_names_it_and_suggests(tmp_path: Path) -> None:
@@ -49,7 +49,7 @@ def test_source_list_field_path(tmp_path: Path) -> None:
 
 
 def test_unknown_format_lists_known() -> None:
-    with pytest.raises(UserError, match="known: auto, alpaca, messages, prompt_completion, sharegpt, text"):
+    with pytest.raises(UserError, match="known: auto, alpaca, classification, messages, prompt_completion, sharegpt, text"):
         load_config({"data": {"train": "a.jsonl", "format": "alpacca"}})
 
 

@@ -84,6 +84,9 @@ class DataConfig(Section):
     num_mix_samples: int | None = Field(
         None, ge=1, description="records drawn from the weighted mix (default: sum of source sizes)"
     )
+    text_field: str = Field("text", description="classification: the column holding the text")
+    text_pair_field: str | None = Field(None, description="classification: a second text column (pairs)")
+    label_field: str = Field("label", description="classification: the column holding the label")
 
     @field_validator("format")
     @classmethod
@@ -162,12 +165,7 @@ class MethodConfig(Section):
 
     @model_validator(mode="after")
     def _keys_of_method(self) -> MethodConfig:
-        if self.name not in METHOD_KEYS:
-            raise ValueError(f"unknown method {self.name!r}; known: {', '.join(METHOD_KEYS)}")
-        foreign = sorted(self.model_fields_set - METHOD_KEYS[self.name] - {"name"})
-        if foreign:
-            valid = ", ".join(sorted(METHOD_KEYS[self.name])) or "none"
-            raise ValueError(f"{', '.join(foreign)} not used by method {self.name} (its keys: {valid})")
+        _check_section_keys(self, self.name, METHOD_KEYS, "method")
         if self.name == "freeze" and self.trainable_layers is None and not self.trainable_modules:
             raise ValueError("method freeze needs trainable_layers and/or trainable_modules")
         return self
@@ -176,6 +174,57 @@ class MethodConfig(Section):
         """This method's keys and values (what config.yaml records)."""
         keys = METHOD_KEYS[self.name] | {"name"}
         return {k: v for k, v in self.model_dump(mode="json").items() if k in keys}
+
+
+TASK_KEYS: dict[str, frozenset[str]] = {
+    "instruction": frozenset(),
+    "causal_lm": frozenset(),
+    "classification": frozenset({"head", "class_weights", "resample", "prompt"}),
+    "generation": frozenset(),
+}
+
+
+class TaskConfig(Section):
+    """What the model learns to do; `task: NAME` is short for `task: {name: NAME}`."""
+
+    name: str = Field("instruction", description="task: " + ", ".join(TASK_KEYS))
+    head: Literal["auto", "sequence", "generate"] = Field(
+        "auto",
+        description="classification: sequence (a classification head; on decoders over the last token) or "
+        "generate (the causal LM learns to answer with the label word); auto: sequence",
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="classification: weight the loss by inverse class frequency (balanced)"
+    )
+    resample: bool = Field(False, description="classification: oversample smaller classes up to the largest")
+    prompt: str = Field(
+        "Classify the text. Answer with one of: {labels}.\n\n{text}",
+        description="classification with head generate: the user turn; {labels} and {text} are filled in",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _keys_of_task(self) -> TaskConfig:
+        _check_section_keys(self, self.name, TASK_KEYS, "task")
+        return self
+
+    def used(self) -> dict[str, Any]:
+        keys = TASK_KEYS[self.name] | {"name"}
+        return {k: v for k, v in self.model_dump(mode="json").items() if k in keys}
+
+
+def _check_section_keys(section: BaseModel, name: str, table: dict[str, frozenset[str]], kind: str) -> None:
+    """Only the chosen component's keys may be set: a key of another component is an error."""
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(table)}")
+    foreign = sorted(section.model_fields_set - table[name] - {"name"})
+    if foreign:
+        valid = ", ".join(sorted(table[name])) or "none"
+        raise ValueError(f"{', '.join(foreign)} not used by {kind} {name} (its keys: {valid})")
 
 
 class TrainConfig(Section):
@@ -205,7 +254,11 @@ class EvalConfig(Section):
     every_steps: int | None = Field(None, ge=1, description="evaluation cadence (also before and after)")
     batch_size: int | None = Field(None, ge=1, description="defaults to train.batch_size")
     num_samples: int = Field(2, ge=0, description="sample answers generated before and after training")
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int = Field(64, ge=1, description="generation: new tokens per answer at most")
+    stop: list[str] = Field(default_factory=list, description="generation: strings that end an answer")
+    generation_limit: int | None = Field(
+        None, ge=1, description="generation / classification metrics on at most this many eval records"
+    )
 
 
 class OutputConfig(Section):
@@ -215,14 +268,17 @@ class OutputConfig(Section):
 
 class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: Literal["instruction", "causal_lm"] = Field(
-        "instruction", description="instruction (chats / pairs) or causal_lm (plain text)"
-    )
+    task: TaskConfig = Field(default_factory=TaskConfig, description="what the model learns to do")
     data: DataConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @property
+    def sequence_head(self) -> bool:
+        """Classification through a sequence-classification head (not by generating the label word)."""
+        return self.task.name == "classification" and self.task.head != "generate"
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RunConfig:
@@ -236,10 +292,12 @@ class RunConfig(Section):
                 f"data.packing: true does not work with method.name={self.method.name} "
                 "(virtual tokens are prepended to each sample); set data.packing: false"
             )
+        if self.sequence_head and self.data.packing:
+            problems.append("data.packing: true does not work with a classification head (one text per row)")
         if problems:
             raise ValueError("; ".join(problems))
         if self.data.packing is None:
-            self.data.packing = self.method.name not in UNPACKABLE_METHODS
+            self.data.packing = self.method.name not in UNPACKABLE_METHODS and not self.sequence_head
         return self
 
 
@@ -259,10 +317,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         node = raw
         for key in keys[:-1]:
             child = node.get(key)
-            if child is None or isinstance(child, str):
-                # `task: instruction` becomes a mapping only if the schema wants one; here keep it simple
-                child = {}
-                node[key] = child
+            if child is None:
+                child = node[key] = {}
+            elif isinstance(child, str):  # `task: classification` then `task.head=generate`
+                child = node[key] = {"name": child}
             if not isinstance(child, dict):
                 raise UserError(f"override {text!r}: {key} is not a section")
             node = child
@@ -353,11 +411,16 @@ def _is_union_tag(part: Any) -> bool:
 
 
 def _valid_keys_at(loc: list[str], raw: dict[str, Any]) -> list[str]:
-    if loc == ["method"]:  # only the keys of the method the user chose
-        section = raw.get("method")
-        name = section.get("name", "lora") if isinstance(section, dict) else "lora"
-        if name in METHOD_KEYS:
-            return [k for k in MethodConfig.model_fields if k == "name" or k in METHOD_KEYS[name]]
+    chosen: dict[str, tuple[type[BaseModel], dict[str, frozenset[str]], str]] = {
+        "method": (MethodConfig, METHOD_KEYS, "lora"),
+        "task": (TaskConfig, TASK_KEYS, "instruction"),
+    }
+    if len(loc) == 1 and loc[0] in chosen:  # only the keys of the method / task the user chose
+        schema, table, default = chosen[loc[0]]
+        section = raw.get(loc[0])
+        name = section.get("name", default) if isinstance(section, dict) else default
+        if name in table:
+            return [k for k in schema.model_fields if k == "name" or k in table[name]]
     model: type[BaseModel] = RunConfig
     for part in loc:
         if part.isdigit():
@@ -386,4 +449,5 @@ def dump_config(config: RunConfig) -> str:
     """The resolved config as YAML; the method section holds only the chosen method's keys."""
     raw = config.model_dump(mode="json")
     raw["method"] = config.method.used()
+    raw["task"] = config.task.used()
     return yaml.safe_dump(raw, sort_keys=False)

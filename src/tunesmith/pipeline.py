@@ -7,6 +7,7 @@ folder is created, so a bad input never leaves anything behind in an existing ru
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import build_rows
-from tunesmith.data.prepare import PreparedData, prepare_data
+from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -29,9 +30,9 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
-from tunesmith.models.load import load_causal_lm, load_model_config, load_tokenizer, resolve_model
-from tunesmith.objectives.logprobs import TrainedTokenLM
-from tunesmith.runs.folder import RunFolder, atomic_write_json, replace_folder
+from tunesmith.models.load import load_model_config, load_tokenizer, resolve_model
+from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder
+from tunesmith.tasks import TASKS, Task
 
 
 @dataclass
@@ -81,17 +82,21 @@ def train(
     method.check_model(cfg, load_model_config(source, cfg.model))
     tokenizer = load_tokenizer(source, cfg.model)
     renderer = build_renderer(tokenizer, cfg.data.chat_template)
-    data = prepare_data(cfg, tokenizer, renderer)
+    task = TASKS.get(cfg.task.name)
+    data = task.prepare(cfg, tokenizer, renderer)
     reporter = Reporter(run, quiet)
-    model = build_model(cfg, method, source)  # method settings that do not fit fail here, before the folder
+    # method settings that do not fit the model fail here, before the run folder exists
+    model = build_model(cfg, method, task, source, data.labels, tokenizer)
     run.create(overwrite and not resume)
     if not resume:
         run.config.write_text(dump_config(cfg))
+    if data.labels:
+        atomic_write_json(run.labels, data.labels)
     reporter.data_stats(data.stats, data.formats)
     started = time.perf_counter()
     try:
         summary = _train_prepared(
-            cfg, run, method, model, tokenizer, renderer, data, reporter, resume, callbacks
+            cfg, run, method, task, model, tokenizer, renderer, data, reporter, resume, callbacks
         )
     except KeyboardInterrupt:
         _write_status(run, "interrupted", started)
@@ -105,12 +110,15 @@ def train(
     return TrainResult(run.path, run.final, summary, run.read_metrics())
 
 
-def build_model(cfg: RunConfig, method: Method, source: Any) -> Any:
-    """The base model with the method applied (seeded, so method initialisation is reproducible)."""
+def build_model(
+    cfg: RunConfig, method: Method, task: Task, source: Any, labels: list[str], tokenizer: Any
+) -> Any:
+    """The task's model with the method applied (seeded, so method initialisation is reproducible)."""
     from accelerate.utils import set_seed
 
     set_seed(cfg.train.seed)
-    model: Any = method.apply(load_causal_lm(source, cfg.model, **method.load_kwargs(cfg.method)), cfg.method)
+    base = task.load_model(source, cfg, labels, tokenizer, **method.load_kwargs(cfg.method))
+    model: Any = method.apply(base, cfg.method)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
@@ -139,6 +147,7 @@ def _train_prepared(
     cfg: RunConfig,
     run: RunFolder,
     method: Method,
+    task: Task,
     model: Any,
     tokenizer: Any,
     renderer: Any,
@@ -162,7 +171,7 @@ def _train_prepared(
         num_processes=accelerator.num_processes,
     )
     total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
-    wrapped = TrainedTokenLM(model)
+    wrapped = task.objective(model, cfg, data)
     optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
@@ -177,7 +186,17 @@ def _train_prepared(
         save_checkpoint(run.checkpoints, step, wrapped, optimizer, scheduler, {}, cfg.train.keep_checkpoints)
 
     state = LoopState(step=0, total_steps=total_steps)
-    before = _load_or_run_before(run, resume, cfg, data, model, renderer, evaluate)
+
+    def task_eval(eval_loss: float | None) -> dict[str, Any] | None:
+        if eval_loss is None:
+            return None
+        return {
+            "eval_loss": eval_loss,
+            "perplexity": math.exp(min(eval_loss, 50.0)),
+            **task.metrics(model, renderer, cfg, data),
+        }
+
+    before = _load_or_run_before(run, resume, cfg, data, model, renderer, evaluate, task_eval)
     if resume:
         state = _restore(run, wrapped, optimizer, scheduler, state)
     all_callbacks = [reporter.callback, *callbacks]
@@ -208,10 +227,12 @@ def _train_prepared(
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
     checkpoint(state.step)
     answers_after = _sample_answers(cfg, data, model, renderer)
-    _save_final(run, method, model, tokenizer, renderer)
+    _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
     summary["trainable_state_mb"] = state_mb
+    summary["eval_before"] = before.get("eval_before")
+    summary["eval_after"] = task_eval(eval_after)
     return summary
 
 
@@ -240,14 +261,23 @@ def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: An
 
 
 def _load_or_run_before(
-    run: RunFolder, resume: bool, cfg: RunConfig, data: PreparedData, model: Any, renderer: Any, evaluate: Any
+    run: RunFolder,
+    resume: bool,
+    cfg: RunConfig,
+    data: PreparedData,
+    model: Any,
+    renderer: Any,
+    evaluate: Any,
+    task_eval: Any,
 ) -> dict[str, Any]:
     """Eval loss and sample answers of the untrained model; computed once, kept for a resumed run."""
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
+    eval_loss = None if cfg.eval.none else evaluate()
     before = {
-        "eval_loss_before": None if cfg.eval.none else evaluate(),
+        "eval_loss_before": eval_loss,
+        "eval_before": task_eval(eval_loss),
         "answers_before": _sample_answers(cfg, data, model, renderer),
     }
     atomic_write_json(run.state, before)
@@ -266,10 +296,14 @@ def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: 
     return state
 
 
-def _save_final(run: RunFolder, method: Any, model: Any, tokenizer: Any, renderer: Any) -> None:
+def _save_final(
+    run: RunFolder, method: Any, model: Any, tokenizer: Any, renderer: Any, labels: list[str]
+) -> None:
     tmp = run.path / ".tmp-final"
     shutil.rmtree(tmp, ignore_errors=True)
     method.save(model, tmp)
+    if labels:
+        atomic_write_json(tmp / LABELS_FILE, labels)
     if renderer.template is not None:  # a fallback template travels with the model
         tokenizer.chat_template = renderer.template
     tokenizer.save_pretrained(tmp)

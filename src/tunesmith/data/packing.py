@@ -53,9 +53,10 @@ class Batch:
     labels: torch.Tensor  # (B, T), IGNORE where not trained
     position_ids: torch.Tensor | None  # (B, T), packed rows only
     attention_mask: torch.Tensor | None  # (B, T), padded rows only
-    num_trained: int  # targets in the batch (labels[:, 1:] != IGNORE)
+    num_trained: int  # targets in the batch (labels[:, 1:] != IGNORE, or one per row for classification)
     num_real: int  # non-padding tokens
     num_total: int  # B × T, padding included
+    class_labels: torch.Tensor | None = None  # (B,), classification with a sequence head
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": self.input_ids, "labels": self.labels}
@@ -63,6 +64,8 @@ class Batch:
             inputs["position_ids"] = self.position_ids
         if self.attention_mask is not None:
             inputs["attention_mask"] = self.attention_mask
+        if self.class_labels is not None:
+            inputs["class_labels"] = self.class_labels
         return inputs
 
 
@@ -87,6 +90,18 @@ def collate(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Bat
         positions.append(row_pos + list(range(pad)))  # padding is a segment of its own
         mask.append([1] * real + [0] * pad)
     label_tensor = torch.tensor(labels)
+    classes = [s.class_id for row in rows for s in row]
+    if classes[0] is not None:  # one text per row, one target per row
+        return Batch(
+            input_ids=torch.tensor(ids),
+            labels=label_tensor,
+            position_ids=None,
+            attention_mask=torch.tensor(mask),
+            num_trained=len(rows),
+            num_real=num_real,
+            num_total=len(rows) * width,
+            class_labels=torch.tensor(classes),
+        )
     return Batch(
         input_ids=torch.tensor(ids),
         labels=label_tensor,

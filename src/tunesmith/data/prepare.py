@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tunesmith.config import RunConfig
-from tunesmith.data.records import Conversation, Record, TokenizedSample
+from tunesmith.data.records import Conversation, LabeledText, Record, TokenizedSample
 from tunesmith.data.sources import load_source, mix_sources, normalise_sources, split_eval
 from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
 from tunesmith.errors import UserError
@@ -23,12 +23,15 @@ class PreparedData:
     eval_records: list[Conversation]  # for sample answers
     formats: list[str]  # detected format of each train source
     stats: dict[str, Any]
+    train_records: list[Conversation] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # classification: class names in id order
+    eval_labeled: list[LabeledText] = field(default_factory=list)  # classification: held-out texts
 
 
 def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> PreparedData:
     data = cfg.data
     train_sources = [load_source(s) for s in normalise_sources(data.train, data)]
-    if cfg.task == "causal_lm" and any(s.format_name != "text" for s in train_sources):
+    if cfg.task.name == "causal_lm" and any(s.format_name != "text" for s in train_sources):
         bad = next(s for s in train_sources if s.format_name != "text")
         raise UserError(f"task causal_lm trains on plain text, but {bad.path} has format {bad.format_name}")
     train_records = mix_sources(train_sources, cfg.train.seed)
@@ -51,6 +54,7 @@ def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> Prep
         train=train_report.samples,
         eval=eval_report.samples,
         eval_records=[r for r in eval_records if isinstance(r, Conversation)],
+        train_records=[r for r in train_records if isinstance(r, Conversation)],
         formats=[s.format_name for s in train_sources],
         stats=token_stats(train_report, data.max_length),
     )

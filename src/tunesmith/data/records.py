@@ -37,7 +37,17 @@ class TextDocument:
     source: str
 
 
-Record = Conversation | TextDocument
+@dataclass
+class LabeledText:
+    """A text (or text pair) with its class, for classification."""
+
+    text: str
+    label: str | None  # None when the row has no label (reported together for all rows)
+    source: str
+    text_pair: str | None = None
+
+
+Record = Conversation | TextDocument | LabeledText
 
 
 @dataclass
@@ -49,6 +59,7 @@ class TokenizedSample:
     source: str
     truncated: bool = False
     meta: dict[str, int] = field(default_factory=dict)
+    class_id: int | None = None  # classification with a sequence head: the target class
 
     def __len__(self) -> int:
         return len(self.input_ids)

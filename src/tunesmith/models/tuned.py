@@ -7,6 +7,7 @@ comparing adapters never reloads the base. Readers only read: nothing here touch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 from tunesmith.config import RunConfig, load_config
 from tunesmith.errors import UserError
 from tunesmith.methods import METHODS, Method
-from tunesmith.models.load import ModelSource, load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.models.load import ModelSource, load_tokenizer, resolve_model
+from tunesmith.runs.folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class RunModel:
     path: Path
     config: RunConfig
     final: Path
+    labels: list[str]  # classification: class names in id order; else empty
 
     @property
     def method(self) -> Method:
@@ -37,22 +40,22 @@ def read_run(run_dir: str | Path) -> RunModel:
         raise UserError(f"{path} is not a run folder (no config.yaml)")
     if not (path / "final").is_dir():
         raise UserError(f"{path} has no final/ model yet; the run did not finish")
-    return RunModel(path, load_config(path / "config.yaml"), path / "final")
+    labels_file = RunFolder(path).labels
+    labels = json.loads(labels_file.read_text()) if labels_file.is_file() else []
+    return RunModel(path, load_config(path / "config.yaml"), path / "final", labels)
 
 
 def load_base(run: RunModel) -> tuple[ModelSource, Any, Any]:
-    """(source, base model in full precision, tokenizer saved with the run)."""
-    source = resolve_model(run.config.model)
+    """(source, the task's base model in full precision, tokenizer saved with the run)."""
     from transformers import AutoTokenizer
 
-    tokenizer = (
-        AutoTokenizer.from_pretrained(run.final) if (run.final / "tokenizer_config.json").is_file() else None
-    )
-    return (
-        source,
-        load_causal_lm(source, run.config.model),
-        tokenizer or load_tokenizer(source, run.config.model),
-    )
+    from tunesmith.tasks import TASKS
+
+    source = resolve_model(run.config.model)
+    saved = (run.final / "tokenizer_config.json").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(run.final) if saved else load_tokenizer(source, run.config.model)
+    model = TASKS.get(run.config.task.name).load_model(source, run.config, run.labels, tokenizer)
+    return source, model, tokenizer
 
 
 class TunedModels:

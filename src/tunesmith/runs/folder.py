@@ -40,6 +40,9 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+LABELS_FILE = "labels.json"
+
+
 class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -51,6 +54,7 @@ class RunFolder:
     final = property(lambda self: self.path / "final")
     summary = property(lambda self: self.path / "summary.json")
     state = property(lambda self: self.path / "state.json")
+    labels = property(lambda self: self.path / LABELS_FILE)  # classification: class names in id order
 
     def check_available(self, resume: bool, overwrite: bool) -> None:
         """Refuse to touch an existing run unless told how; called before anything is written."""

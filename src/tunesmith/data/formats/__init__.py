@@ -6,6 +6,7 @@ from typing import Any
 
 from tunesmith.data.formats.alpaca import AlpacaFormat
 from tunesmith.data.formats.base import RecordFormat
+from tunesmith.data.formats.classification import ClassificationFormat
 from tunesmith.data.formats.messages import MessagesFormat
 from tunesmith.data.formats.prompt_completion import PromptCompletionFormat
 from tunesmith.data.formats.sharegpt import ShareGptFormat
@@ -21,6 +22,7 @@ _ALL: tuple[RecordFormat, ...] = (
     AlpacaFormat(),
     PromptCompletionFormat(),
     TextFormat(),
+    ClassificationFormat(),
 )
 for _format in _ALL:
     FORMATS.register(_format.name)(_format)

@@ -1,0 +1,42 @@
+"""The Task protocol: WHAT the model learns to do — which records it reads, which model head it
+trains, which objective turns a batch into a loss, and which metric shows the result.
+
+The training loop is the same for every task; a task only supplies these four pieces.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from torch import nn
+
+from tunesmith.config import RunConfig
+from tunesmith.data.prepare import PreparedData
+from tunesmith.data.templates import ChatRenderer
+from tunesmith.models.load import ModelSource
+
+
+class Task(Protocol):
+    name: str
+
+    def prepare(
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+    ) -> PreparedData:
+        """Config's data → tokenized train/eval samples (labels: a fixed class list, e.g. a run's)."""
+        ...
+
+    def load_model(
+        self, source: ModelSource, cfg: RunConfig, labels: list[str], tokenizer: Any = None, **extra: Any
+    ) -> nn.Module:
+        """The pretrained model with the head this task trains."""
+        ...
+
+    def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
+        """A module: batch tensors → loss summed over the batch's trained targets."""
+        ...
+
+    def metrics(
+        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+    ) -> dict[str, Any]:
+        """Task metrics on the eval data (beyond eval loss, which the loop measures for every task)."""
+        ...

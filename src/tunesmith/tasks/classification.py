@@ -1,0 +1,300 @@
+"""Text classification (sentiment, intent, fraud / not fraud, topic) on encoders and decoders.
+
+Two heads, chosen by `task.head`:
+- `sequence` (default): a sequence-classification head (BERT: over [CLS]; decoders: over the last real
+  token), trained with cross-entropy, optionally class-weighted.
+- `generate`: the causal LM learns to answer a prompt with the label word; it predicts by scoring
+  every label as the full answer (sum of its token log-probs, end-of-turn included) — rank
+  classification, so it can never answer with something that is not a label.
+
+Labels are read from the data (`data.label_field`) and numbered in a stable order (numerically when
+every label is a number, else alphabetically); the list is saved as `labels.json` in the run folder.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.config import RunConfig, SourceConfig
+from tunesmith.data.packing import collate
+from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData, token_stats
+from tunesmith.data.records import Conversation, LabeledText, Message, TokenizedSample
+from tunesmith.data.sources import load_source, normalise_sources, split_eval
+from tunesmith.data.templates import (
+    IGNORE,
+    ChatRenderer,
+    TokenizeReport,
+    tokenize_conversation,
+    tokenize_records,
+)
+from tunesmith.errors import UserError
+from tunesmith.evaluate.metrics import classification_metrics
+from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
+from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
+from tunesmith.objectives.logprobs import TrainedTokenLM
+
+MAX_LISTED = 10  # rows named in one error line
+
+
+class ClassificationTask:
+    name = "classification"
+
+    def prepare(
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+    ) -> PreparedData:
+        train = read_labeled(cfg.data.train, cfg)
+        held: list[LabeledText] = []
+        if not cfg.eval.none:
+            if cfg.data.eval is not None:
+                held = read_labeled(cfg.data.eval, cfg)
+            else:
+                split = split_eval(list(train), cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
+                train, held = (
+                    [r for r in split[0] if isinstance(r, LabeledText)],
+                    [r for r in split[1] if isinstance(r, LabeledText)],
+                )
+        labels = labels or label_names(train)
+        if len(labels) < 2:
+            raise UserError(
+                f"data.train: every record has label {labels[0]!r}; classification needs two classes or more"
+            )
+        check_known_labels(held, labels)
+        if cfg.task.resample:
+            train = oversample(train, cfg.train.seed)
+        report = tokenize_labeled(train, tokenizer, renderer, cfg, labels)
+        stats = token_stats(report, cfg.data.max_length)
+        stats["class_counts"] = dict(Counter(r.label for r in train))
+        return PreparedData(
+            train=report.samples,
+            eval=tokenize_labeled(held, tokenizer, renderer, cfg, labels).samples,
+            eval_records=[],
+            formats=["classification"],
+            stats=stats,
+            labels=labels,
+            eval_labeled=held,
+        )
+
+    def load_model(
+        self, source: ModelSource, cfg: RunConfig, labels: list[str], tokenizer: Any = None, **extra: Any
+    ) -> nn.Module:
+        if not cfg.sequence_head:
+            return load_causal_lm(source, cfg.model, **extra)  # type: ignore[no-any-return]
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            source.folder,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={name: i for i, name in enumerate(labels)},
+            dtype=pick_dtype(cfg.model.dtype),
+            trust_remote_code=cfg.model.trust_remote_code,
+            **extra,
+        )
+        if model.config.pad_token_id is None and tokenizer is not None:
+            model.config.pad_token_id = tokenizer.pad_token_id  # decoders pool the last non-pad token
+        return model  # type: ignore[no-any-return]
+
+    def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
+        if not cfg.sequence_head:
+            return TrainedTokenLM(model)
+        weights = None
+        if cfg.task.class_weights == "balanced":
+            counts = Counter(s.class_id for s in data.train)
+            weights = balanced_class_weights([counts.get(i, 0) for i in range(len(data.labels))])
+        return SequenceClassifierLoss(model, weights)
+
+    def metrics(
+        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+    ) -> dict[str, Any]:
+        records = data.eval_labeled[: cfg.eval.generation_limit]
+        predicted = predict(model, renderer, cfg, records, data.labels)
+        truth = [data.labels.index(str(r.label)) for r in records]
+        scores = classification_metrics(truth, predicted, data.labels)
+        scores["predictions"] = [data.labels[i] for i in predicted]
+        return scores
+
+
+def read_labeled(spec: str | list[str | SourceConfig], cfg: RunConfig) -> list[LabeledText]:
+    columns = {"text": cfg.data.text_field, "label": cfg.data.label_field}
+    if cfg.data.text_pair_field:
+        columns["text_pair"] = cfg.data.text_pair_field
+    records: list[LabeledText] = []
+    for source in normalise_sources(spec, cfg.data):
+        loaded = load_source(source.model_copy(update={"format": "classification", "columns": columns}))
+        records.extend(r for r in loaded.records if isinstance(r, LabeledText))
+    unlabeled = [r.source for r in records if r.label is None]
+    if unlabeled:
+        listed = ", ".join(unlabeled[:MAX_LISTED]) + (", ..." if len(unlabeled) > MAX_LISTED else "")
+        raise UserError(
+            f"{len(unlabeled)} record(s) have no label in field {cfg.data.label_field!r} (data.label_field): {listed}"
+        )
+    return records
+
+
+def label_names(records: list[LabeledText]) -> list[str]:
+    names = {str(r.label) for r in records}
+    numeric = all(_is_number(n) for n in names)
+    return sorted(names, key=float if numeric else str)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_known_labels(records: list[LabeledText], labels: list[str]) -> None:
+    unseen = [r for r in records if r.label not in labels]
+    if unseen:
+        names = sorted({str(r.label) for r in unseen})
+        where = ", ".join(r.source for r in unseen[:MAX_LISTED])
+        raise UserError(
+            f"eval label(s) {', '.join(map(repr, names))} never occur in training (known: {', '.join(labels)}): {where}"
+        )
+
+
+def oversample(records: list[LabeledText], seed: int) -> list[LabeledText]:
+    """Every class repeated (whole copies plus a seeded random part) up to the largest class's count."""
+    rng = random.Random(seed)
+    by_class: dict[str, list[LabeledText]] = {}
+    for record in records:
+        by_class.setdefault(str(record.label), []).append(record)
+    target = max(len(group) for group in by_class.values())
+    out: list[LabeledText] = []
+    for group in by_class.values():
+        whole, rest = divmod(target, len(group))
+        out.extend(group * whole + rng.sample(group, rest))
+    return out
+
+
+def label_prompt(record: LabeledText, cfg: RunConfig, labels: list[str]) -> list[Message]:
+    text = record.text if record.text_pair is None else f"{record.text}\n\n{record.text_pair}"
+    return [Message("user", cfg.task.prompt.format(labels=", ".join(labels), text=text))]
+
+
+def tokenize_labeled(
+    records: list[LabeledText], tokenizer: Any, renderer: ChatRenderer, cfg: RunConfig, labels: list[str]
+) -> TokenizeReport:
+    if not cfg.sequence_head:  # the label word is the assistant's answer
+        chats = [
+            Conversation([*label_prompt(r, cfg, labels), Message("assistant", str(r.label))], r.source)
+            for r in records
+        ]
+        return tokenize_records(chats, tokenizer, renderer, cfg.data)
+    report = TokenizeReport(samples=[])
+    for record in records:
+        full = tokenizer(record.text, record.text_pair)["input_ids"]
+        if len(full) > cfg.data.max_length:
+            if cfg.data.truncation == "error":
+                raise UserError(
+                    f"{record.source}: text has {len(full)} tokens, more than data.max_length={cfg.data.max_length}"
+                )
+            if cfg.data.truncation == "drop":
+                report.dropped_too_long += 1
+                continue
+            report.truncated += 1
+            report.tokens_lost += len(full) - cfg.data.max_length
+            full = tokenizer(record.text, record.text_pair, truncation=True, max_length=cfg.data.max_length)[
+                "input_ids"
+            ]
+        class_id = labels.index(str(record.label))
+        report.samples.append(
+            TokenizedSample(list(full), [IGNORE] * len(full), record.source, class_id=class_id)
+        )
+    return report
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, records: list[LabeledText], labels: list[str]
+) -> list[int]:
+    """The predicted class id of every record."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        if cfg.sequence_head:
+            return _predict_with_head(model, renderer, cfg, records, labels, device)
+        return _predict_by_scoring(model, renderer, cfg, records, labels, device)
+    finally:
+        model.train(was_training)
+
+
+def _predict_with_head(
+    model: nn.Module,
+    renderer: ChatRenderer,
+    cfg: RunConfig,
+    records: list[LabeledText],
+    labels: list[str],
+    device: Any,
+) -> list[int]:
+    tokenizer = renderer.tokenizer
+    size = cfg.eval.batch_size or cfg.train.batch_size
+    predicted: list[int] = []
+    for start in range(0, len(records), size):
+        chunk = records[start : start + size]
+        pairs = [r.text_pair or "" for r in chunk] if cfg.data.text_pair_field else None
+        enc = tokenizer(
+            [r.text for r in chunk],
+            pairs,
+            truncation=True,
+            max_length=cfg.data.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        logits = model(
+            input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)
+        ).logits
+        predicted.extend(logits.argmax(-1).tolist())
+    return predicted
+
+
+def _predict_by_scoring(
+    model: nn.Module,
+    renderer: ChatRenderer,
+    cfg: RunConfig,
+    records: list[LabeledText],
+    labels: list[str],
+    device: Any,
+) -> list[int]:
+    candidates = [
+        tokenize_conversation(
+            Conversation([*label_prompt(r, cfg, labels), Message("assistant", name)], r.source),
+            renderer,
+            False,
+        )
+        for r in records
+        for name in labels
+    ]
+    scores = answer_logprobs(
+        model, candidates, renderer.tokenizer.pad_token_id, cfg.eval.batch_size or 8, device
+    )
+    per_record = torch.tensor(scores).view(len(records), len(labels))
+    return per_record.argmax(-1).tolist()  # type: ignore[no-any-return]
+
+
+def answer_logprobs(
+    model: nn.Module, samples: list[TokenizedSample], pad_id: int, batch_size: int, device: Any
+) -> list[float]:
+    """Σ log p(token) over each sample's trained (answer) tokens."""
+    out: list[float] = []
+    for start in range(0, len(samples), batch_size):
+        batch = collate([[s] for s in samples[start : start + batch_size]], pad_id, packed=False)
+        logits = model(
+            input_ids=batch.input_ids.to(device),
+            attention_mask=batch.attention_mask.to(device),  # type: ignore[union-attr]
+        ).logits[:, -batch.input_ids.shape[1] : -1]  # (B, T-1, V); prompt tuning's virtual positions dropped
+        targets = batch.labels[:, 1:].to(device)  # (B, T-1)
+        trained = targets != IGNORE
+        logprobs = (
+            torch.log_softmax(logits.float(), -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        )
+        out.extend((logprobs * trained).sum(-1).tolist())
+    return out

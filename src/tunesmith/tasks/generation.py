@@ -1,0 +1,55 @@
+"""Summarisation, extraction, rewriting: trained like instructions, judged by what the model writes.
+
+After (and before) training, the model answers every eval prompt greedily (batched) and the answers
+are scored against the references: ROUGE-1/2/L, exact match, JSON validity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tunesmith.config import RunConfig
+from tunesmith.data.prepare import PreparedData, prepare_data
+from tunesmith.data.records import Conversation
+from tunesmith.data.templates import ChatRenderer
+from tunesmith.errors import UserError
+from tunesmith.evaluate.metrics import generation_metrics
+from tunesmith.evaluate.samples import generate_batch
+from tunesmith.tasks.instruction import InstructionTask
+
+
+class GenerationTask(InstructionTask):
+    name = "generation"
+
+    def prepare(
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+    ) -> PreparedData:
+        data = prepare_data(cfg, tokenizer, renderer)
+        check_targets(data.train_records + data.eval_records)
+        return data
+
+    def metrics(
+        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+    ) -> dict[str, Any]:
+        records = data.eval_records[: cfg.eval.generation_limit]
+        predictions = predict(model, renderer, cfg, records)
+        scores = generation_metrics(predictions, [r.last_answer() for r in records])
+        scores["predictions"] = predictions
+        return scores
+
+
+def predict(
+    model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, records: list[Conversation]
+) -> list[str]:
+    prompts = [r.prompt_messages() for r in records]
+    size = cfg.eval.batch_size or cfg.train.batch_size
+    return generate_batch(model, renderer, prompts, cfg.eval.max_new_tokens, cfg.eval.stop, size)
+
+
+def check_targets(records: list[Conversation]) -> None:
+    """A reference answer must exist to train on and to score against."""
+    for record in records:
+        if not record.last_answer().strip():
+            raise UserError(f"{record.source}: the target (the answer to generate) is empty")

@@ -1,0 +1,40 @@
+"""Instruction tuning (chats, instruction pairs) and domain adaptation (`causal_lm`, plain text):
+next-token loss on trained tokens; their metric is the eval loss / perplexity the loop measures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tunesmith.config import RunConfig
+from tunesmith.data.prepare import PreparedData, prepare_data
+from tunesmith.data.templates import ChatRenderer
+from tunesmith.models.load import ModelSource, load_causal_lm
+from tunesmith.objectives.logprobs import TrainedTokenLM
+
+
+class InstructionTask:
+    name = "instruction"
+
+    def prepare(
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+    ) -> PreparedData:
+        return prepare_data(cfg, tokenizer, renderer)
+
+    def load_model(
+        self, source: ModelSource, cfg: RunConfig, labels: list[str], tokenizer: Any = None, **extra: Any
+    ) -> nn.Module:
+        return load_causal_lm(source, cfg.model, **extra)  # type: ignore[no-any-return]
+
+    def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
+        return TrainedTokenLM(model)
+
+    def metrics(
+        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+    ) -> dict[str, Any]:
+        return {}
+
+
+class CausalLmTask(InstructionTask):
+    name = "causal_lm"
