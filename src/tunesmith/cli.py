@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -84,36 +84,69 @@ def export(
 
 @app.command("eval")
 def eval_command(
-    runs: Annotated[list[Path], typer.Argument(help="run folders; results of one method share one base model")],
+    targets: Annotated[list[str], typer.Argument(help="run folders and/or models (path, .gguf, alias)")],
     data: Annotated[Path, typer.Option("--data", help="a data file in any format tunesmith reads")],
-    base: Annotated[bool, typer.Option("--base/--no-base", help="also evaluate the untuned base model")] = True,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write the results to this JSON file")] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="task of plain models (runs know theirs)")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the metrics to this JSON file")
+    ] = None,
 ) -> None:
-    """Eval loss and perplexity of the base model and each run on one data file.
+    """Task metrics (and eval loss) of runs and models on one data file; runs of one method share one base.
 
-    Example: tunesmith eval runs/fraud-lora runs/fraud-ia3 --data examples/demo/eval.jsonl --json eval.json
+    Example: tunesmith eval runs/sentiment --data examples/sentiment/eval.jsonl --json metrics.json
     """
-    from tunesmith.evaluate.runs import evaluate_runs
+    from tunesmith.evaluate.runs import evaluate_targets
+    from tunesmith.evaluate.table import print_metrics
+
+    _quiet()
+    results = evaluate_targets(targets, data, task)
+    print_metrics(results)
+    if json_out is not None:
+        # one target: its metrics at the top level; several: keyed by target name
+        payload = next(iter(results.values())) if len(results) == 1 else {"results": results}
+        _write_json(json_out, payload)
+
+
+@app.command()
+def compare(
+    base: Annotated[str, typer.Argument(help="the base model (or a run) to compare against")],
+    run: Annotated[str, typer.Argument(help="the tuned run folder")],
+    data: Annotated[Path, typer.Option("--data", help="a data file in any format tunesmith reads")],
+    task: Annotated[str | None, typer.Option("--task", help="task, when neither argument is a run")] = None,
+    examples: Annotated[int, typer.Option("--examples", help="examples shown where the two differ most")] = 3,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write both results to this JSON file")
+    ] = None,
+) -> None:
+    """Base vs tuned on one data file: metrics side by side, then the examples where they differ most.
+
+    Example: tunesmith compare smollm2-135m-instruct runs/legal_summarization --data examples/legal_summarization/eval.jsonl
+    """
+    from tunesmith.evaluate.runs import evaluate_targets
+    from tunesmith.evaluate.table import differing_examples, print_examples, print_metrics
+
+    _quiet()
+    results = evaluate_targets([base, run], data, task)
+    print_metrics(results)
+    (base_name, base_result), (run_name, run_result) = results.items()
+    shown = differing_examples(base_result, run_result, examples)
+    print_examples(shown, base_name, run_name)
+    if json_out is not None:
+        _write_json(json_out, {"base": base_result, "tuned": run_result, "differing_examples": shown})
+
+
+def _quiet() -> None:
     from tunesmith.pipeline import quiet_libraries
-    from tunesmith.runs.folder import atomic_write_json
 
     quiet_libraries()
-    results = evaluate_runs(list(runs), data, base)
-    print_eval_table(results)
-    if json_out is not None:
-        atomic_write_json(json_out, {"data": str(data), "results": results})
 
 
-def print_eval_table(results: dict[str, dict[str, float]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _write_json(path: Path, payload: Any) -> None:
+    from tunesmith.runs.folder import atomic_write_json
 
-    table = Table("model", "eval loss", "perplexity", "vs base", "tokens")
-    base = results.get("base", {}).get("eval_loss")
-    for name, r in results.items():
-        delta = "" if base is None or name == "base" else f"{r['eval_loss'] - base:+.4f}"
-        table.add_row(name, f"{r['eval_loss']:.4f}", f"{r['perplexity']:.3f}", delta, f"{r['eval_tokens']:.0f}")
-    Console().print(table)
+    atomic_write_json(path, payload)
 
 
 def main(argv: list[str] | None = None) -> None:

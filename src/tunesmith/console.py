@@ -23,6 +23,9 @@ from rich.table import Table
 from tunesmith.engine.callbacks import Event, LoopState
 from tunesmith.runs.folder import RunFolder
 
+# task metrics shown (before → after) in the end-of-run table when the task has them
+HEADLINE_METRICS = ("accuracy", "macro_f1", "rouge1", "rougeL", "exact_match", "json_valid")
+
 
 class Reporter:
     def __init__(self, run: RunFolder, quiet: bool = False) -> None:
@@ -104,7 +107,15 @@ class Reporter:
             "run_dir",
         ):
             table.add_row(key, fmt(summary.get(key)))
+        before, after = summary.get("eval_before") or {}, summary.get("eval_after") or {}
+        for key in HEADLINE_METRICS:
+            if key in after:
+                table.add_row(key, f"{fmt(before.get(key))} → {fmt(after[key])}")
         self.console.print(table)
         self.run.log_line(
-            "summary " + json.dumps({k: v for k, v in summary.items() if k != "samples"}, default=str)
+            "summary "
+            + json.dumps(
+                {k: v for k, v in summary.items() if k not in ("samples", "eval_before", "eval_after")},
+                default=str,
+            )
         )

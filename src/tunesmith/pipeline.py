@@ -81,7 +81,8 @@ def train(
     source = resolve_model(cfg.model)
     method.check_model(cfg, load_model_config(source, cfg.model))
     tokenizer = load_tokenizer(source, cfg.model)
-    renderer = build_renderer(tokenizer, cfg.data.chat_template)
+    # a classification head reads plain text: no chat template (encoders often have neither it nor EOS)
+    renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
     task = TASKS.get(cfg.task.name)
     data = task.prepare(cfg, tokenizer, renderer)
     reporter = Reporter(run, quiet)
@@ -190,11 +191,11 @@ def _train_prepared(
     def task_eval(eval_loss: float | None) -> dict[str, Any] | None:
         if eval_loss is None:
             return None
-        return {
-            "eval_loss": eval_loss,
-            "perplexity": math.exp(min(eval_loss, 50.0)),
-            **task.metrics(model, renderer, cfg, data),
-        }
+        metrics = task.metrics(model, tokenizer, renderer, cfg, data)
+        metrics.pop(
+            "predictions", None
+        )  # per-record outputs: `tunesmith eval` shows them, the summary does not
+        return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
 
     before = _load_or_run_before(run, resume, cfg, data, model, renderer, evaluate, task_eval)
     if resume:
@@ -304,7 +305,7 @@ def _save_final(
     method.save(model, tmp)
     if labels:
         atomic_write_json(tmp / LABELS_FILE, labels)
-    if renderer.template is not None:  # a fallback template travels with the model
+    if renderer is not None and renderer.template is not None:  # a fallback template travels with the model
         tokenizer.chat_template = renderer.template
     tokenizer.save_pretrained(tmp)
     replace_folder(tmp, run.final)

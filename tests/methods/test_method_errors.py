@@ -20,7 +20,10 @@ CASES = [
         r"method.target_modules: qkv match no module of LlamaForCausalLM; candidates: down_proj, gate_proj, "
         r"k_proj, lm_head, o_proj, q_proj, up_proj, v_proj",
     ),
-    ({"name": "lora", "r": 20}, r"method.r: 20 is larger than model.layers.0.self_attn.k_proj allows \(32 → 16"),
+    (
+        {"name": "lora", "r": 20},
+        r"method.r: 20 is larger than model.layers.0.self_attn.k_proj allows \(32 → 16",
+    ),
     (
         {"name": "adapter", "reduction_factor": 64},
         r"method.reduction_factor: 64 leaves no bottleneck for hidden size 32",
@@ -78,7 +81,9 @@ def test_qlora_without_cuda_stops_before_loading(tmp_path: Path) -> None:
     }
     path = tmp_path / "qlora.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = subprocess.run([sys.executable, "-m", "tunesmith", "train", str(path)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: method.name: qlora needs a CUDA GPU (bitsandbytes 4-bit kernels) and none is visible; "

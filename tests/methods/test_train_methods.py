@@ -63,7 +63,10 @@ def test_every_method_trains_and_exports(
     assert (result.final_dir / ("config.json" if method == "full" else "model.safetensors")).exists() == (
         method == "full"
     )
-    assert "packing: false" in (result.run_dir / "config.yaml").read_text() or method not in {"prefix", "prompt"}
+    assert "packing: false" in (result.run_dir / "config.yaml").read_text() or method not in {
+        "prefix",
+        "prompt",
+    }
 
     exported = export_model(result.run_dir, tmp_path / "export", merge=True)
     assert exported.merged == (method in MERGEABLE)

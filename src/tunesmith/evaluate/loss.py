@@ -3,15 +3,12 @@ batched exactly as training evaluates."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
+from torch import nn
 
 from tunesmith.config import RunConfig
 from tunesmith.data.packing import Batch, build_rows, collate
 from tunesmith.data.records import TokenizedSample
-from tunesmith.objectives.logprobs import TrainedTokenLM
 
 
 def build_eval_batches(
@@ -25,17 +22,16 @@ def build_eval_batches(
 
 
 @torch.no_grad()
-def compute_eval_loss(model: Any, batches: list[Batch]) -> dict[str, float]:
-    """{eval_loss, perplexity, eval_tokens} of one model (the active adapter, if several are loaded)."""
-    wrapped = TrainedTokenLM(model)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+def compute_eval_loss(objective: nn.Module, batches: list[Batch]) -> float:
+    """Mean loss per trained target over all batches; `objective` maps batch tensors to a loss sum
+    (a task's objective module around the model, with its active adapter)."""
+    was_training = objective.training
+    objective.eval()
+    device = next(objective.parameters()).device
     loss_sum, count = 0.0, 0
     for batch in batches:
         inputs = {k: v.to(device) for k, v in batch.model_inputs().items()}
-        loss_sum += float(wrapped(**inputs))
+        loss_sum += float(objective(**inputs))
         count += batch.num_trained
-    model.train(was_training)
-    loss = loss_sum / max(count, 1)
-    return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0)), "eval_tokens": float(count)}
+    objective.train(was_training)
+    return loss_sum / max(count, 1)

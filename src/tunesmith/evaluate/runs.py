@@ -1,50 +1,137 @@
-"""`tunesmith eval RUN [RUN...] --data FILE`: eval loss and perplexity of the base model and of each
-run's result on one file. Results of the same method share one loaded base and are switched by name
-(`TunedModels`); full fine-tunes are whole models and load one at a time."""
+"""`tunesmith eval` and `tunesmith compare`: task metrics of runs and models on one data file.
+
+A target is a run folder (its config, labels and trained result) or a model (path, GGUF, alias),
+which is evaluated in the setup of the runs given with it (same task, head and labels) or, alone,
+with `--task`. Runs of one method on one base share that base and are switched by name
+(`TunedModels`), so comparing several adapters never reloads the base.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.prepare import prepare_file
+from torch import nn
+
+from tunesmith.config import RunConfig, load_config
+from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
-from tunesmith.models.tuned import TunedModels, load_base, read_run
-
-BASE = "base"
-
-
-def run_names(paths: list[Path]) -> dict[str, Path]:
-    """Short, unique names for the runs: the folder name, with its parent when two collide."""
-    names: dict[str, Path] = {}
-    for path in paths:
-        name = path.name if path.name not in names and path.name != BASE else f"{path.parent.name}/{path.name}"
-        if name in names:
-            raise UserError(f"run {path} is given twice")
-        names[name] = path
-    return names
+from tunesmith.evaluate.samples import generate_answers
+from tunesmith.models.load import load_tokenizer, resolve_model
+from tunesmith.models.tuned import RunModel, TunedModels, load_base, read_run
+from tunesmith.tasks import TASKS
 
 
-def evaluate_runs(paths: list[Path], data_file: Path, include_base: bool = True) -> dict[str, dict[str, float]]:
-    runs = run_names(paths)
-    first = read_run(next(iter(runs.values())))
+@dataclass
+class Target:
+    name: str
+    config: RunConfig
+    run: RunModel | None  # None: a plain model
+
+
+def resolve_targets(texts: list[str], task: str | None) -> list[Target]:
+    runs = {text: read_run(text) for text in texts if (Path(text) / "config.yaml").is_file()}
+    template = next(iter(runs.values())).config if runs else None
+    targets: list[Target] = []
+    for text in texts:
+        run = runs.get(text)
+        if run is not None:
+            if task is not None and task != run.config.task.name:
+                raise UserError(f"--task {task}: run {text} was trained for task {run.config.task.name}")
+            config = run.config
+        elif template is not None:  # a base model in the runs' setup
+            config = template.model_copy(update={"model": template.model.model_copy(update={"path": text})})
+        else:
+            config = load_config(
+                {"model": {"path": text}, "task": task or "instruction", "data": {"train": "-"}}
+            )
+        name = Path(text).name if run is not None else text
+        if any(t.name == name for t in targets):
+            name = text
+        targets.append(Target(name, config, run))
+    return targets
+
+
+def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None) -> dict[str, dict[str, Any]]:
+    """Metrics of every target on `data_file`, in the order given."""
     if not data_file.is_file():
         raise UserError(f"--data {data_file} does not exist")
-    tuned = None if first.config.method.name == "full" else TunedModels(runs)
-    if tuned is None:
-        _, base, tokenizer = load_base(first)
-    else:
-        base, tokenizer = tuned.model, tuned.tokenizer
-    renderer = build_renderer(tokenizer, first.config.data.chat_template)
-    samples = prepare_file(str(data_file), first.config, tokenizer, renderer)
-    batches = build_eval_batches(samples, first.config, tokenizer.pad_token_id)
+    targets = resolve_targets(texts, task)
+    labels = next((t.run.labels for t in targets if t.run is not None and t.run.labels), None)
+    if labels is None and targets[0].config.task.name == "classification":  # plain models: the file's labels
+        from tunesmith.tasks.classification import label_names, read_labeled
 
-    results: dict[str, dict[str, float]] = {}
-    if include_base:
-        results[BASE] = compute_eval_loss(tuned.use(None) if tuned else base, batches)
-    for name, path in runs.items():
-        model: Any = tuned.use(name) if tuned else read_run(path).method.load_trained(base, read_run(path).final)
-        results[name] = compute_eval_loss(model, batches)
-    return results
+        labels = label_names(read_labeled(str(data_file), targets[0].config))
+    results: dict[str, dict[str, Any]] = {}
+    shared = _shared_runs(targets)
+    if shared is not None:
+        bank = TunedModels({t.name: t.run.path for t in shared if t.run is not None})
+        for target in shared:
+            results[target.name] = evaluate_model(
+                bank.use(target.name), bank.tokenizer, target.config, data_file, labels
+            )
+    for target in targets:
+        if target.name in results:
+            continue
+        model, tokenizer = _load_alone(target, labels)
+        results[target.name] = evaluate_model(model, tokenizer, target.config, data_file, labels)
+    return {t.name: results[t.name] for t in targets}
+
+
+def _shared_runs(targets: list[Target]) -> list[Target] | None:
+    """Two or more runs of one method (not full) on one base: loaded together on that base."""
+    runs = [t for t in targets if t.run is not None]
+    if len(runs) < 2 or runs[0].config.method.name == "full":
+        return None
+    first = runs[0].config
+    same = all(
+        t.config.method.name == first.method.name and t.config.model.path == first.model.path for t in runs
+    )
+    return runs if same else None
+
+
+def _load_alone(target: Target, labels: list[str] | None) -> tuple[nn.Module, Any]:
+    if target.run is not None:
+        _, base, tokenizer = load_base(target.run)
+        return target.run.method.load_trained(base, target.run.final), tokenizer
+    source = resolve_model(target.config.model)
+    tokenizer = load_tokenizer(source, target.config.model)
+    task = TASKS.get(target.config.task.name)
+    return task.load_model(source, target.config, labels or [], tokenizer), tokenizer
+
+
+def evaluate_model(
+    model: nn.Module, tokenizer: Any, config: RunConfig, data_file: Path, labels: list[str] | None
+) -> dict[str, Any]:
+    """eval loss, perplexity and the task's metrics of one loaded model on one file."""
+    cfg = config.model_copy(deep=True)
+    cfg.data.eval_split = None
+    cfg.data.train = cfg.data.eval = str(data_file)
+    cfg.eval.none = False
+    task = TASKS.get(cfg.task.name)
+    renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
+    data = task.prepare(cfg, tokenizer, renderer, labels)
+    objective = task.objective(model, cfg, data)
+    loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id))
+    metrics = task.metrics(model, tokenizer, renderer, cfg, data)
+    outputs = metrics.pop("predictions", None)
+    if outputs is None and renderer is not None:  # instruction / causal LM: a few sample answers
+        outputs = generate_answers(
+            model, renderer, data.eval_records[: cfg.eval.num_samples], cfg.eval.max_new_tokens
+        )
+    inputs = _example_inputs(data)
+    examples = [
+        {"input": i, "reference": r, "output": o} for (i, r), o in zip(inputs, outputs or [], strict=False)
+    ]
+    return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0)), **metrics, "examples": examples}
+
+
+def _example_inputs(data: PreparedData) -> list[tuple[str, str]]:
+    """(input, reference) of the eval records, in the order the task predicts them."""
+    if data.eval_labeled:
+        return [(r.text, str(r.label)) for r in data.eval_labeled]
+    return [(r.prompt_messages()[-1].content, r.last_answer()) for r in data.eval_records]

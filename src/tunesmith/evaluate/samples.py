@@ -33,7 +33,9 @@ def generate_batch(
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in chunk], add_special_tokens=False, padding=True, return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in chunk], add_special_tokens=False, padding=True, return_tensors="pt"
+            )
             extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
             out = model.generate(
                 input_ids=enc["input_ids"].to(device),

@@ -53,7 +53,9 @@ def load_base(run: RunModel) -> tuple[ModelSource, Any, Any]:
 
     source = resolve_model(run.config.model)
     saved = (run.final / "tokenizer_config.json").is_file()
-    tokenizer = AutoTokenizer.from_pretrained(run.final) if saved else load_tokenizer(source, run.config.model)
+    tokenizer = (
+        AutoTokenizer.from_pretrained(run.final) if saved else load_tokenizer(source, run.config.model)
+    )
     model = TASKS.get(run.config.task.name).load_model(source, run.config, run.labels, tokenizer)
     return source, model, tokenizer
 

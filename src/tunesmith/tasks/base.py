@@ -20,7 +20,7 @@ class Task(Protocol):
     name: str
 
     def prepare(
-        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         """Config's data → tokenized train/eval samples (labels: a fixed class list, e.g. a run's)."""
         ...
@@ -36,7 +36,12 @@ class Task(Protocol):
         ...
 
     def metrics(
-        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        renderer: ChatRenderer | None,
+        cfg: RunConfig,
+        data: PreparedData,
     ) -> dict[str, Any]:
         """Task metrics on the eval data (beyond eval loss, which the loop measures for every task)."""
         ...

@@ -37,6 +37,7 @@ from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
 from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.tasks.instruction import needs_renderer
 
 MAX_LISTED = 10  # rows named in one error line
 
@@ -45,7 +46,7 @@ class ClassificationTask:
     name = "classification"
 
     def prepare(
-        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         train = read_labeled(cfg.data.train, cfg)
         held: list[LabeledText] = []
@@ -109,10 +110,15 @@ class ClassificationTask:
         return SequenceClassifierLoss(model, weights)
 
     def metrics(
-        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        renderer: ChatRenderer | None,
+        cfg: RunConfig,
+        data: PreparedData,
     ) -> dict[str, Any]:
         records = data.eval_labeled[: cfg.eval.generation_limit]
-        predicted = predict(model, renderer, cfg, records, data.labels)
+        predicted = predict(model, tokenizer, renderer, cfg, records, data.labels)
         truth = [data.labels.index(str(r.label)) for r in records]
         scores = classification_metrics(truth, predicted, data.labels)
         scores["predictions"] = [data.labels[i] for i in predicted]
@@ -180,14 +186,18 @@ def label_prompt(record: LabeledText, cfg: RunConfig, labels: list[str]) -> list
 
 
 def tokenize_labeled(
-    records: list[LabeledText], tokenizer: Any, renderer: ChatRenderer, cfg: RunConfig, labels: list[str]
+    records: list[LabeledText],
+    tokenizer: Any,
+    renderer: ChatRenderer | None,
+    cfg: RunConfig,
+    labels: list[str],
 ) -> TokenizeReport:
     if not cfg.sequence_head:  # the label word is the assistant's answer
         chats = [
             Conversation([*label_prompt(r, cfg, labels), Message("assistant", str(r.label))], r.source)
             for r in records
         ]
-        return tokenize_records(chats, tokenizer, renderer, cfg.data)
+        return tokenize_records(chats, tokenizer, needs_renderer(renderer), cfg.data)
     report = TokenizeReport(samples=[])
     for record in records:
         full = tokenizer(record.text, record.text_pair)["input_ids"]
@@ -213,7 +223,12 @@ def tokenize_labeled(
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, records: list[LabeledText], labels: list[str]
+    model: nn.Module,
+    tokenizer: Any,
+    renderer: ChatRenderer | None,
+    cfg: RunConfig,
+    records: list[LabeledText],
+    labels: list[str],
 ) -> list[int]:
     """The predicted class id of every record."""
     was_training = model.training
@@ -221,21 +236,15 @@ def predict(
     device = next(model.parameters()).device
     try:
         if cfg.sequence_head:
-            return _predict_with_head(model, renderer, cfg, records, labels, device)
-        return _predict_by_scoring(model, renderer, cfg, records, labels, device)
+            return _predict_with_head(model, tokenizer, cfg, records, device)
+        return _predict_by_scoring(model, needs_renderer(renderer), cfg, records, labels, device)
     finally:
         model.train(was_training)
 
 
 def _predict_with_head(
-    model: nn.Module,
-    renderer: ChatRenderer,
-    cfg: RunConfig,
-    records: list[LabeledText],
-    labels: list[str],
-    device: Any,
+    model: nn.Module, tokenizer: Any, cfg: RunConfig, records: list[LabeledText], device: Any
 ) -> list[int]:
-    tokenizer = renderer.tokenizer
     size = cfg.eval.batch_size or cfg.train.batch_size
     predicted: list[int] = []
     for start in range(0, len(records), size):

@@ -17,24 +17,29 @@ from tunesmith.data.templates import ChatRenderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.metrics import generation_metrics
 from tunesmith.evaluate.samples import generate_batch
-from tunesmith.tasks.instruction import InstructionTask
+from tunesmith.tasks.instruction import InstructionTask, needs_renderer
 
 
 class GenerationTask(InstructionTask):
     name = "generation"
 
     def prepare(
-        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        data = prepare_data(cfg, tokenizer, renderer)
+        data = prepare_data(cfg, tokenizer, needs_renderer(renderer))
         check_targets(data.train_records + data.eval_records)
         return data
 
     def metrics(
-        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        renderer: ChatRenderer | None,
+        cfg: RunConfig,
+        data: PreparedData,
     ) -> dict[str, Any]:
         records = data.eval_records[: cfg.eval.generation_limit]
-        predictions = predict(model, renderer, cfg, records)
+        predictions = predict(model, needs_renderer(renderer), cfg, records)
         scores = generation_metrics(predictions, [r.last_answer() for r in records])
         scores["predictions"] = predictions
         return scores

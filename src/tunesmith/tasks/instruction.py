@@ -14,13 +14,19 @@ from tunesmith.models.load import ModelSource, load_causal_lm
 from tunesmith.objectives.logprobs import TrainedTokenLM
 
 
+def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
+    """Chat-based tasks always get a renderer (only a classification head runs without one)."""
+    assert renderer is not None, "chat tasks are given a chat renderer"
+    return renderer
+
+
 class InstructionTask:
     name = "instruction"
 
     def prepare(
-        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer, labels: list[str] | None = None
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        return prepare_data(cfg, tokenizer, renderer)
+        return prepare_data(cfg, tokenizer, needs_renderer(renderer))
 
     def load_model(
         self, source: ModelSource, cfg: RunConfig, labels: list[str], tokenizer: Any = None, **extra: Any
@@ -31,7 +37,12 @@ class InstructionTask:
         return TrainedTokenLM(model)
 
     def metrics(
-        self, model: nn.Module, renderer: ChatRenderer, cfg: RunConfig, data: PreparedData
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        renderer: ChatRenderer | None,
+        cfg: RunConfig,
+        data: PreparedData,
     ) -> dict[str, Any]:
         return {}
 
