@@ -83,7 +83,6 @@ def test_classification_learns_on_a_tiny_decoder(
     assert set(after) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix", "eval_loss"}
     assert sum(map(sum, after["confusion_matrix"])) == 15
     assert after["accuracy"] > max(before["accuracy"], floor), (before["accuracy"], after["accuracy"])
-    assert set(after["predictions"]) <= {"negative", "neutral", "positive"}
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
 
 
