@@ -134,7 +134,15 @@ def test_real_process_exit_status(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", [["--help"], ["train", "--help"], ["export", "--help"], ["config", "show", "--help"]]
+    "command",
+    [
+        ["--help"],
+        ["train", "--help"],
+        ["export", "--help"],
+        ["config", "show", "--help"],
+        ["eval", "--help"],
+        ["compare", "--help"],
+    ],
 )
 def test_every_command_has_help_with_example(command: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "tunesmith", *command], capture_output=True, text=True)
