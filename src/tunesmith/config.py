@@ -181,6 +181,10 @@ TASK_KEYS: dict[str, frozenset[str]] = {
     "causal_lm": frozenset(),
     "classification": frozenset({"head", "class_weights", "resample", "prompt"}),
     "generation": frozenset(),
+    "dpo": frozenset(
+        {"loss", "beta", "label_smoothing", "simpo_gamma", "desirable_weight", "undesirable_weight"}
+    ),
+    "reward": frozenset(),
 }
 
 
@@ -200,6 +204,20 @@ class TaskConfig(Section):
     prompt: str = Field(
         "Classify the text. Answer with one of: {labels}.\n\n{text}",
         description="classification with head generate: the user turn; {labels} and {text} are filled in",
+    )
+
+    loss: Literal["sigmoid", "ipo", "cdpo", "simpo", "orpo", "kto"] = Field(
+        "sigmoid",
+        description="dpo: sigmoid (DPO), ipo, cdpo (label-smoothed), simpo and orpo (no reference), kto (unpaired)",
+    )
+    beta: float = Field(0.1, gt=0, description="dpo: inverse temperature β (IPO's τ, ORPO's λ)")
+    label_smoothing: float = Field(
+        0.1, ge=0, lt=0.5, description="dpo with loss cdpo: share of flipped labels ε"
+    )
+    simpo_gamma: float = Field(0.5, ge=0, description="dpo with loss simpo: target reward margin γ")
+    desirable_weight: float = Field(1.0, gt=0, description="dpo with loss kto: weight of thumbs-up examples")
+    undesirable_weight: float = Field(
+        1.0, gt=0, description="dpo with loss kto: weight of thumbs-down examples"
     )
 
     @model_validator(mode="before")
@@ -277,8 +295,16 @@ class RunConfig(Section):
 
     @property
     def sequence_head(self) -> bool:
-        """Classification through a sequence-classification head (not by generating the label word)."""
-        return self.task.name == "classification" and self.task.head != "generate"
+        """A scoring head instead of the LM head: classification (unless it generates the label word)
+        and reward models."""
+        return (
+            self.task.name == "classification" and self.task.head != "generate"
+        ) or self.task.name == "reward"
+
+    @property
+    def paired(self) -> bool:
+        """Samples come in (chosen, rejected) pairs that must stay together in a batch."""
+        return self.task.name == "reward" or (self.task.name == "dpo" and self.task.loss != "kto")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RunConfig:
@@ -293,11 +319,17 @@ class RunConfig(Section):
                 "(virtual tokens are prepended to each sample); set data.packing: false"
             )
         if self.sequence_head and self.data.packing:
-            problems.append("data.packing: true does not work with a classification head (one text per row)")
+            problems.append("data.packing: true does not work with a scoring head (one text per row)")
+        if self.task.name == "dpo" and self.data.packing:
+            problems.append("data.packing: true does not work with task dpo (answers are scored one per row)")
         if problems:
             raise ValueError("; ".join(problems))
         if self.data.packing is None:
-            self.data.packing = self.method.name not in UNPACKABLE_METHODS and not self.sequence_head
+            self.data.packing = (
+                self.method.name not in UNPACKABLE_METHODS
+                and not self.sequence_head
+                and self.task.name != "dpo"
+            )
         return self
 
 

@@ -18,7 +18,6 @@ from typing import Any
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
-from tunesmith.data.packing import build_rows
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
@@ -164,7 +163,7 @@ def _train_prepared(
     packed = bool(cfg.data.packing)
 
     plan = BatchPlan(
-        rows=build_rows(data.train, cfg.data.max_length, packed),
+        rows=task.rows(data.train, cfg),
         batch_size=cfg.train.batch_size,
         grad_accum=cfg.train.grad_accum,
         seed=cfg.train.seed,
@@ -176,8 +175,9 @@ def _train_prepared(
     optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-    eval_batches = _eval_batches(
-        data, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes
+    task.before_training(model, method, cfg, data, run.path)
+    eval_batches = build_eval_batches(
+        data.eval, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes, task
     )
 
     def evaluate() -> float:
@@ -218,6 +218,7 @@ def _train_prepared(
         save_checkpoint=checkpoint,
         save_every=cfg.train.save_every_steps,
         callbacks=all_callbacks,
+        collate_fn=task.collate,
     )
     try:
         run_loop(parts, state)
@@ -234,6 +235,11 @@ def _train_prepared(
     summary["trainable_state_mb"] = state_mb
     summary["eval_before"] = before.get("eval_before")
     summary["eval_after"] = task_eval(eval_after)
+    # scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)
+    for when in ("before", "after"):
+        for key, value in (summary[f"eval_{when}"] or {}).items():
+            if isinstance(value, float) and key not in ("eval_loss", "perplexity"):
+                summary[f"eval_{key}_{when}"] = value
     return summary
 
 
@@ -250,10 +256,6 @@ def build_accelerator(mixed_precision: str) -> Any:
     if AcceleratorState._shared_state and PartialState().distributed_type == DistributedType.NO:
         AcceleratorState._reset_state(reset_partial_state=False)
     return Accelerator(mixed_precision=mixed_precision)
-
-
-def _eval_batches(data: PreparedData, cfg: RunConfig, pad_id: int, rank: int, world: int) -> list[Any]:
-    return build_eval_batches(data.eval, cfg, pad_id, rank, world)
 
 
 def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:

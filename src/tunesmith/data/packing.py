@@ -11,7 +11,7 @@ loss of the same samples unpacked.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -57,6 +57,7 @@ class Batch:
     num_real: int  # non-padding tokens
     num_total: int  # B × T, padding included
     class_labels: torch.Tensor | None = None  # (B,), classification with a sequence head
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # (B,) per-row scalars, by name
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": self.input_ids, "labels": self.labels}
@@ -66,7 +67,7 @@ class Batch:
             inputs["attention_mask"] = self.attention_mask
         if self.class_labels is not None:
             inputs["class_labels"] = self.class_labels
-        return inputs
+        return {**inputs, **self.extras}
 
 
 def collate(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
@@ -90,6 +91,7 @@ def collate(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Bat
         positions.append(row_pos + list(range(pad)))  # padding is a segment of its own
         mask.append([1] * real + [0] * pad)
     label_tensor = torch.tensor(labels)
+    extras = row_values(rows)
     classes = [s.class_id for row in rows for s in row]
     if classes[0] is not None:  # one text per row, one target per row
         return Batch(
@@ -101,6 +103,7 @@ def collate(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Bat
             num_real=num_real,
             num_total=len(rows) * width,
             class_labels=torch.tensor(classes),
+            extras=extras,
         )
     return Batch(
         input_ids=torch.tensor(ids),
@@ -110,4 +113,22 @@ def collate(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Bat
         num_trained=int((label_tensor[:, 1:] != IGNORE).sum()),
         num_real=num_real,
         num_total=len(rows) * width,
+        extras=extras,
     )
+
+
+def row_values(rows: list[list[TokenizedSample]]) -> dict[str, torch.Tensor]:
+    """Per-sample scalars present on every sample of one-sample rows → (B,) tensors by name."""
+    if any(len(row) != 1 for row in rows):
+        return {}
+    keys = set.intersection(*(set(row[0].values) for row in rows)) if rows else set()
+    return {k: torch.tensor([row[0].values[k] for row in rows], dtype=torch.float32) for k in sorted(keys)}
+
+
+def collate_pairs(rows: list[list[TokenizedSample]], pad_id: int) -> Batch:
+    """(chosen, rejected) rows → one padded batch of 2B sequences: all chosen first, then all rejected;
+    `num_trained` counts pairs, the unit the preference losses are summed over."""
+    singles = [[row[0]] for row in rows] + [[row[1]] for row in rows]
+    batch = collate(singles, pad_id, packed=False)
+    batch.num_trained = len(rows)
+    return batch

@@ -47,7 +47,34 @@ class LabeledText:
     text_pair: str | None = None
 
 
-Record = Conversation | TextDocument | LabeledText
+@dataclass
+class PreferencePair:
+    """A prompt with a preferred and a dispreferred answer (DPO family, reward models)."""
+
+    prompt: list[Message]  # the conversation up to the answer
+    chosen: str
+    rejected: str
+    source: str
+    margin: float | None = None  # optional strength of the preference (reward-model margin)
+
+    def conversation(self, answer: str) -> Conversation:
+        return Conversation([*self.prompt, Message("assistant", answer)], self.source)
+
+
+@dataclass
+class UnpairedFeedback:
+    """A prompt, one answer and a thumbs up (desirable) or down (KTO)."""
+
+    prompt: list[Message]
+    completion: str
+    desirable: bool
+    source: str
+
+    def conversation(self) -> Conversation:
+        return Conversation([*self.prompt, Message("assistant", self.completion)], self.source)
+
+
+Record = Conversation | TextDocument | LabeledText | PreferencePair | UnpairedFeedback
 
 
 @dataclass
@@ -60,6 +87,9 @@ class TokenizedSample:
     truncated: bool = False
     meta: dict[str, int] = field(default_factory=dict)
     class_id: int | None = None  # classification with a sequence head: the target class
+    values: dict[str, float] = field(
+        default_factory=dict
+    )  # per-sample scalars (reference log-prob, margin, ...)
 
     def __len__(self) -> int:
         return len(self.input_ids)

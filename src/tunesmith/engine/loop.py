@@ -40,6 +40,7 @@ class LoopParts:
     save_checkpoint: Callable[[int], None] | None
     save_every: int | None
     callbacks: Sequence[Callback]
+    collate_fn: Callable[[list[list[Any]], int, bool], Batch] = collate  # the task's batch shape
 
 
 def peak_memory_mb() -> float:
@@ -89,7 +90,8 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     model.train()
     rows = parts.plan.step_at(state.step)
     batches = [
-        collate(m, parts.pad_id, parts.packed) for m in parts.plan.micro_batches(rows, acc.process_index)
+        parts.collate_fn(m, parts.pad_id, parts.packed)
+        for m in parts.plan.micro_batches(rows, acc.process_index)
     ]
     loss, num_trained = accumulate_gradients(acc, model, batches)
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)

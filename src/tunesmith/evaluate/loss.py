@@ -3,6 +3,8 @@ batched exactly as training evaluates."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -12,13 +14,21 @@ from tunesmith.data.records import TokenizedSample
 
 
 def build_eval_batches(
-    samples: list[TokenizedSample], cfg: RunConfig, pad_id: int, rank: int = 0, world: int = 1
+    samples: list[TokenizedSample],
+    cfg: RunConfig,
+    pad_id: int,
+    rank: int = 0,
+    world: int = 1,
+    task: Any = None,
 ) -> list[Batch]:
+    """Eval batches shaped as the task shapes training batches (default: packed or single rows)."""
     packed = bool(cfg.data.packing)
-    rows = build_rows(samples, cfg.data.max_length, packed)[rank::world]
+    rows = task.rows(samples, cfg) if task is not None else build_rows(samples, cfg.data.max_length, packed)
+    rows = rows[rank::world]
     size = cfg.eval.batch_size or cfg.train.batch_size
     rows.sort(key=lambda row: -sum(len(s) for s in row))  # similar lengths together: less padding
-    return [collate(rows[i : i + size], pad_id, packed) for i in range(0, len(rows), size)]
+    make = task.collate if task is not None else collate
+    return [make(rows[i : i + size], pad_id, packed) for i in range(0, len(rows), size)]
 
 
 @torch.no_grad()

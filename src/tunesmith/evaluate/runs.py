@@ -116,7 +116,7 @@ def evaluate_model(
     renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
     data = task.prepare(cfg, tokenizer, renderer, labels)
     objective = task.objective(model, cfg, data)
-    loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id))
+    loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, task=task))
     metrics = task.metrics(model, tokenizer, renderer, cfg, data)
     outputs = metrics.pop("predictions", None)
     if outputs is None and renderer is not None:  # instruction / causal LM: a few sample answers

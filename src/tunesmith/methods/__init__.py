@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from tunesmith.methods.adapter import AdapterMethod
 from tunesmith.methods.base import DEFAULT_NAME, Method, count_parameters, trainable_state_bytes
 from tunesmith.methods.freeze import FreezeMethod
@@ -27,4 +31,19 @@ for _method in (
 ):
     METHODS.register(_method.name)(_method)
 
-__all__ = ["DEFAULT_NAME", "METHODS", "Method", "count_parameters", "trainable_state_bytes"]
+
+@contextmanager
+def base_only(model: Any, method: Method) -> Iterator[None]:
+    """Run the base model for a while: the method switched off (adapters disabled). Full and freeze
+    change the base weights themselves; for them this is the model as it is (the start, before training)."""
+    if method.name in ("full", "freeze"):
+        yield
+        return
+    method.activate(model, None)
+    try:
+        yield
+    finally:
+        method.activate(model, DEFAULT_NAME)
+
+
+__all__ = ["DEFAULT_NAME", "METHODS", "Method", "base_only", "count_parameters", "trainable_state_bytes"]

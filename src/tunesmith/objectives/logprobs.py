@@ -2,7 +2,7 @@
 
 The output projection is applied only where a label is trained, instead of at every position: for
 instruction data most positions are prompt or padding, and the (T × vocab) logits are the largest
-tensor of the step. The wrapper is an nn.Module so accelerate / DDP wrap it like any model.
+tensor of the step. The wrappers are nn.Modules so accelerate / DDP wrap them like any model.
 """
 
 from __future__ import annotations
@@ -29,25 +29,25 @@ def _adds_virtual_tokens(model: nn.Module) -> bool:
 
 
 class TrainedTokenLM(nn.Module):
-    """forward(batch tensors) → (loss_sum, num_trained) for causal-LM training and evaluation."""
+    """forward(batch tensors) → loss summed over trained tokens, for causal-LM training and evaluation."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        plain = _plain_model(model)
-        config = plain.config
+        config = _plain_model(model).config
         # models that post-process logits (soft-capping, scaling), and prefix / prompt tuning (peft adds
         # virtual tokens in its own forward), go through the full forward
         self.direct = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
         self.direct = self.direct and not _adds_virtual_tokens(model)
 
-    def forward(
+    def trained_logits(
         self,
         input_ids: torch.Tensor,  # (B, T)
         labels: torch.Tensor,  # (B, T)
         position_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits (N, V), targets (N,), row of each (N,)) at the N trained positions."""
         targets = labels[:, 1:]  # (B, T-1)
         trained = targets != IGNORE
         kwargs = {"position_ids": position_ids, "attention_mask": attention_mask, "use_cache": False}
@@ -58,5 +58,32 @@ class TrainedTokenLM(nn.Module):
         else:
             # prompt tuning returns V virtual positions first: keep the last T
             logits = self.model(input_ids=input_ids, **kwargs).logits[:, -input_ids.shape[1] : -1][trained]
-        # logits: (N, V)
-        return causal_lm_loss_sum(logits, targets[trained])
+        rows = (
+            torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(targets)[trained]
+        )
+        return logits, targets[trained], rows
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **_: torch.Tensor,
+    ) -> torch.Tensor:
+        logits, targets, _rows = self.trained_logits(input_ids, labels, position_ids, attention_mask)
+        return causal_lm_loss_sum(logits, targets)
+
+    def answer_logps(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per row: (Σ log p of its trained tokens, number of trained tokens), both (B,)."""
+        logits, targets, rows = self.trained_logits(input_ids, labels, None, attention_mask)
+        token_logps = (
+            torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        )  # (N,)
+        sums = torch.zeros(input_ids.shape[0], device=logits.device).index_add(0, rows, token_logps)
+        counts = torch.zeros(input_ids.shape[0], device=logits.device).index_add(
+            0, rows, torch.ones_like(token_logps)
+        )
+        return sums, counts

@@ -29,7 +29,9 @@ def preference_logits(
 
 def dpo_sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float = 0.0) -> torch.Tensor:
     """DPO (label_smoothing 0) and conservative DPO (label_smoothing ε > 0); logits = h, (B,)."""
-    return -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    return (
+        -F.logsigmoid(beta * logits) * (1 - label_smoothing) - F.logsigmoid(-beta * logits) * label_smoothing
+    )
 
 
 def ipo_loss(logits: torch.Tensor, beta: float) -> torch.Tensor:

@@ -8,9 +8,18 @@ from tunesmith.tasks.base import Task
 from tunesmith.tasks.classification import ClassificationTask
 from tunesmith.tasks.generation import GenerationTask
 from tunesmith.tasks.instruction import CausalLmTask, InstructionTask
+from tunesmith.tasks.preference import DpoTask
+from tunesmith.tasks.reward import RewardTask
 
 TASKS: Registry[Task] = Registry("task", "task.name")
-for _task in (InstructionTask(), CausalLmTask(), ClassificationTask(), GenerationTask()):
+for _task in (
+    InstructionTask(),
+    CausalLmTask(),
+    ClassificationTask(),
+    GenerationTask(),
+    DpoTask(),
+    RewardTask(),
+):
     TASKS.register(_task.name)(_task)
 
 __all__ = ["TASKS", "Task"]

@@ -6,12 +6,15 @@ The training loop is the same for every task; a task only supplies these four pi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch import nn
 
 from tunesmith.config import RunConfig
+from tunesmith.data.packing import Batch, build_rows, collate
 from tunesmith.data.prepare import PreparedData
+from tunesmith.data.records import TokenizedSample
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.models.load import ModelSource
 
@@ -45,3 +48,30 @@ class Task(Protocol):
     ) -> dict[str, Any]:
         """Task metrics on the eval data (beyond eval loss, which the loop measures for every task)."""
         ...
+
+    def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
+        """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
+        ...
+
+    def collate(self, rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch: ...
+
+    def before_training(
+        self, model: nn.Module, method: Any, cfg: RunConfig, data: PreparedData, run_dir: Path
+    ) -> None:
+        """Work on the untrained model before the first step (e.g. reference log-probs for DPO)."""
+        ...
+
+
+class TaskDefaults:
+    """The row / batch shape and hooks most tasks share."""
+
+    def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
+        return build_rows(samples, cfg.data.max_length, bool(cfg.data.packing))
+
+    def collate(self, rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
+        return collate(rows, pad_id, packed)
+
+    def before_training(
+        self, model: nn.Module, method: Any, cfg: RunConfig, data: PreparedData, run_dir: Path
+    ) -> None:
+        return None

@@ -37,12 +37,13 @@ from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
 from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.tasks.base import TaskDefaults
 from tunesmith.tasks.instruction import needs_renderer
 
 MAX_LISTED = 10  # rows named in one error line
 
 
-class ClassificationTask:
+class ClassificationTask(TaskDefaults):
     name = "classification"
 
     def prepare(

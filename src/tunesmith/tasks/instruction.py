@@ -12,6 +12,7 @@ from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.models.load import ModelSource, load_causal_lm
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.tasks.base import TaskDefaults
 
 
 def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
@@ -20,7 +21,7 @@ def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
     return renderer
 
 
-class InstructionTask:
+class InstructionTask(TaskDefaults):
     name = "instruction"
 
     def prepare(

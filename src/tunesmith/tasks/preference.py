@@ -1,0 +1,237 @@
+"""Direct preference optimisation and its family (`task: {name: dpo, loss: ...}`).
+
+Pairs (prompt, chosen, rejected) are tokenized through the chat template, each answer trained as an
+assistant turn (end-of-turn included) and batched as (chosen, rejected) rows that stay together.
+`loss: kto` reads unpaired thumbs-up / thumbs-down records instead.
+
+Reference log-probabilities are computed once, before the first step, from the model with the
+method switched off (adapters disabled: the base model; full / freeze: the untouched start), and
+cached in the run folder (`reference_logps.json`), so no second model is ever held in memory and a
+resumed run reuses them. SimPO and ORPO need no reference.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tunesmith.config import RunConfig, SourceConfig, TaskConfig
+from tunesmith.data.packing import Batch, collate, collate_pairs
+from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData, token_stats
+from tunesmith.data.records import PreferencePair, TokenizedSample, UnpairedFeedback
+from tunesmith.data.sources import load_source, normalise_sources, split_eval
+from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
+from tunesmith.errors import UserError
+from tunesmith.methods import base_only
+from tunesmith.objectives.kto import kto_loss, kto_reference_point
+from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.preference import (
+    dpo_sigmoid_loss,
+    ipo_loss,
+    orpo_loss,
+    preference_logits,
+    simpo_loss,
+)
+from tunesmith.tasks.instruction import InstructionTask, needs_renderer
+
+REFERENCE_FILE = "reference_logps.json"
+REFERENCE_FREE = {"simpo", "orpo"}
+
+
+class DpoTask(InstructionTask):
+    name = "dpo"
+
+    def prepare(
+        self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
+    ) -> PreparedData:
+        kind = UnpairedFeedback if cfg.task.loss == "kto" else PreferencePair
+        train = read_feedback(cfg.data.train, cfg, kind)
+        held: list[Any] = []
+        if not cfg.eval.none:
+            if cfg.data.eval is not None:
+                held = read_feedback(cfg.data.eval, cfg, kind)
+            else:
+                train, held = split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
+        report = tokenize_feedback(train, tokenizer, needs_renderer(renderer), cfg)
+        return PreparedData(
+            train=report.samples,
+            eval=tokenize_feedback(held, tokenizer, needs_renderer(renderer), cfg).samples,
+            eval_records=[],
+            formats=[kind.__name__],
+            stats=token_stats(report, cfg.data.max_length),
+        )
+
+    def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
+        if cfg.paired:  # samples alternate chosen, rejected
+            return [[samples[i], samples[i + 1]] for i in range(0, len(samples), 2)]
+        return [[s] for s in samples]
+
+    def collate(self, rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
+        return collate_pairs(rows, pad_id) if len(rows[0]) == 2 else collate(rows, pad_id, packed=False)
+
+    def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
+        return PreferenceObjective(model, cfg.task)
+
+    def before_training(
+        self, model: nn.Module, method: Any, cfg: RunConfig, data: PreparedData, run_dir: Path
+    ) -> None:
+        if cfg.task.loss in REFERENCE_FREE:
+            return
+        cache = run_dir / REFERENCE_FILE
+        samples = data.train + data.eval
+        if cache.is_file():
+            values = json.loads(cache.read_text())
+        else:
+            with base_only(model, method):
+                values = sequence_logps(TrainedTokenLM(model), samples, 8)
+            from tunesmith.runs.folder import atomic_write_json
+
+            atomic_write_json(cache, values)
+        for sample, value in zip(samples, values, strict=True):
+            sample.values["ref_logp"] = value
+
+    def metrics(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        renderer: ChatRenderer | None,
+        cfg: RunConfig,
+        data: PreparedData,
+    ) -> dict[str, Any]:
+        if not cfg.paired or not data.eval:
+            return {}
+        lm = TrainedTokenLM(model)
+        logps, counts = sequence_logps(lm, data.eval, 8, with_counts=True)
+        policy = torch.tensor(logps).view(-1, 2)  # (P, 2): chosen, rejected
+        lengths = torch.tensor(counts).view(-1, 2)
+        reference = torch.tensor([s.values.get("ref_logp", 0.0) for s in data.eval]).view(-1, 2)
+        rewards = implicit_rewards(cfg.task, policy, reference, lengths)  # (P, 2)
+        margin = rewards[:, 0] - rewards[:, 1]
+        return {
+            "pref_accuracy": float((margin > 0).float().mean()),
+            "reward_margin": float(margin.mean()),
+            "chosen_logps": float(policy[:, 0].mean()),
+            "rejected_logps": float(policy[:, 1].mean()),
+        }
+
+
+def implicit_rewards(
+    task: TaskConfig, policy: torch.Tensor, reference: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """β · log-ratio to the reference (DPO family); β · mean log-prob for the reference-free losses."""
+    if task.loss in REFERENCE_FREE:
+        return task.beta * policy / lengths.clamp(min=1)
+    return task.beta * (policy - reference)
+
+
+class PreferenceObjective(nn.Module):
+    """forward(batch of 2B answers: chosen then rejected, or B unpaired answers) → loss sum over pairs."""
+
+    def __init__(self, model: nn.Module, task: TaskConfig) -> None:
+        super().__init__()
+        self.lm = TrainedTokenLM(model)
+        self.task = task
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (2B, T) or (B, T) for kto
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        ref_logp: torch.Tensor | None = None,  # (2B,) or (B,)
+        desirable: torch.Tensor | None = None,  # (B,) kto only
+        position_ids: torch.Tensor | None = None,
+        **_: torch.Tensor,
+    ) -> torch.Tensor:
+        task = self.task
+        logps, counts = self.lm.answer_logps(input_ids, labels, attention_mask)  # (2B,)
+        if task.loss == "kto":
+            assert ref_logp is not None and desirable is not None
+            kl = kto_reference_point(logps, ref_logp)
+            return kto_loss(
+                logps,
+                ref_logp,
+                desirable > 0.5,
+                kl,
+                task.beta,
+                task.desirable_weight,
+                task.undesirable_weight,
+            ).sum()
+        chosen, rejected = logps.chunk(2)
+        if task.loss in REFERENCE_FREE:
+            n_chosen, n_rejected = counts.chunk(2)
+            avg_chosen, avg_rejected = chosen / n_chosen.clamp(min=1), rejected / n_rejected.clamp(min=1)
+            if task.loss == "simpo":
+                return simpo_loss(avg_chosen, avg_rejected, task.beta, task.simpo_gamma).sum()
+            return orpo_loss(avg_chosen, avg_rejected, -avg_chosen, task.beta).sum()
+        assert ref_logp is not None, "reference log-probs are attached before training"
+        ref_chosen, ref_rejected = ref_logp.chunk(2)
+        logits = preference_logits(chosen, rejected, ref_chosen, ref_rejected)
+        if task.loss == "ipo":
+            return ipo_loss(logits, task.beta).sum()
+        smoothing = task.label_smoothing if task.loss == "cdpo" else 0.0
+        return dpo_sigmoid_loss(logits, task.beta, smoothing).sum()
+
+
+@torch.no_grad()
+def sequence_logps(
+    lm: TrainedTokenLM, samples: list[TokenizedSample], batch_size: int, with_counts: bool = False
+) -> Any:
+    """Summed answer log-probs of every sample (and, with_counts, their answer lengths)."""
+    was_training = lm.training
+    lm.eval()
+    device = next(lm.parameters()).device
+    sums: list[float] = []
+    counts: list[float] = []
+    for start in range(0, len(samples), batch_size):
+        batch = collate([[s] for s in samples[start : start + batch_size]], 0, packed=False)
+        mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+        s, c = lm.answer_logps(batch.input_ids.to(device), batch.labels.to(device), mask)
+        sums.extend(s.tolist())
+        counts.extend(c.tolist())
+    lm.train(was_training)
+    return (sums, counts) if with_counts else sums
+
+
+def read_feedback(spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type) -> list[Any]:
+    fmt = "kto" if kind is UnpairedFeedback else "preference"
+    records: list[Any] = []
+    for source in normalise_sources(spec, cfg.data):
+        override = {"format": fmt} if source.format == "auto" else {}
+        loaded = load_source(source.model_copy(update=override))
+        wrong = next((r for r in loaded.records if not isinstance(r, kind)), None)
+        if wrong is not None:
+            expected = "prompt/completion/label" if kind is UnpairedFeedback else "prompt/chosen/rejected"
+            raise UserError(f"{wrong.source}: task dpo (loss {cfg.task.loss}) needs {expected} records")
+        records.extend(loaded.records)
+    return records
+
+
+def tokenize_feedback(
+    records: list[Any], tokenizer: Any, renderer: ChatRenderer, cfg: RunConfig
+) -> TokenizeReport:
+    """Pairs → chosen, rejected samples in alternation (a pair is dropped whole); unpaired → one each."""
+    report = TokenizeReport(samples=[])
+    for record in records:
+        if isinstance(record, PreferencePair):
+            pair = tokenize_records(
+                [record.conversation(record.chosen), record.conversation(record.rejected)],
+                tokenizer,
+                renderer,
+                cfg.data,
+            )
+            if len(pair.samples) == 2:
+                report.samples.extend(pair.samples)
+            report.truncated += pair.truncated
+            report.tokens_lost += pair.tokens_lost
+        else:
+            single = tokenize_records([record.conversation()], tokenizer, renderer, cfg.data)
+            for sample in single.samples:
+                sample.values["desirable"] = float(record.desirable)
+            report.samples.extend(single.samples)
+    if not report.samples:
+        raise UserError("no preference sample is left after tokenization; check the data and data.max_length")
+    return report
