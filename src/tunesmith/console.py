@@ -24,7 +24,19 @@ from tunesmith.engine.callbacks import Event, LoopState
 from tunesmith.runs.folder import RunFolder
 
 # task metrics shown (before → after) in the end-of-run table when the task has them
-HEADLINE_METRICS = ("accuracy", "macro_f1", "rouge1", "rougeL", "exact_match", "json_valid")
+HEADLINE_METRICS = (
+    "accuracy",
+    "macro_f1",
+    "rouge1",
+    "rougeL",
+    "exact_match",
+    "json_valid",
+    "pref_accuracy",
+    "reward_margin",
+    "pair_accuracy",
+    "mean_reward",
+    "kl",
+)
 
 
 class Reporter:

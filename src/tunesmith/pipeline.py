@@ -175,7 +175,8 @@ def _train_prepared(
     optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-    task.before_training(model, method, cfg, data, run.path)
+    with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see
+        task.before_training(model, method, cfg, data, run.path)
     eval_batches = build_eval_batches(
         data.eval, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes, task
     )
