@@ -51,7 +51,7 @@ def test_source_list_field_path(tmp_path: Path) -> None:
 def test_unknown_format_lists_known() -> None:
     with pytest.raises(
         UserError,
-        match="known: auto, alpaca, classification, kto, messages, preference, prompt_completion, sharegpt, text",
+        match="known: auto, alpaca, classification, kto, messages, preference, prompt, prompt_completion, sharegpt, text",
     ):
         load_config({"data": {"train": "a.jsonl", "format": "alpacca"}})
 

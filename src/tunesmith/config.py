@@ -176,6 +176,7 @@ class MethodConfig(Section):
         return {k: v for k, v in self.model_dump(mode="json").items() if k in keys}
 
 
+RL_KEYS = frozenset({"reward_functions", "reward_model", "max_new_tokens", "temperature", "clip_range"})
 TASK_KEYS: dict[str, frozenset[str]] = {
     "instruction": frozenset(),
     "causal_lm": frozenset(),
@@ -185,7 +186,19 @@ TASK_KEYS: dict[str, frozenset[str]] = {
         {"loss", "beta", "label_smoothing", "simpo_gamma", "desirable_weight", "undesirable_weight"}
     ),
     "reward": frozenset(),
+    "grpo": RL_KEYS | {"group_size", "beta"},
+    "ppo": RL_KEYS | {"kl_coef", "kl_target", "kl_horizon", "vf_coef", "gamma", "lam", "clip_range_value"},
 }
+
+
+class RewardFunctionConfig(Section):
+    function: str = Field(
+        description="a Python callable as module:function, called as f(prompt, completion) → float"
+    )
+    weight: float = Field(1.0, description="its weight in the summed reward")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments for the function"
+    )
 
 
 class TaskConfig(Section):
@@ -220,6 +233,27 @@ class TaskConfig(Section):
         1.0, gt=0, description="dpo with loss kto: weight of thumbs-down examples"
     )
 
+    # ppo, grpo
+    reward_functions: list[RewardFunctionConfig] = Field(
+        default_factory=list, description="ppo/grpo: reward callables, summed with their weights"
+    )
+    reward_model: str | None = Field(
+        None, description="ppo/grpo: a reward run folder whose model scores completions"
+    )
+    max_new_tokens: int = Field(32, ge=1, description="ppo/grpo: tokens sampled per completion at most")
+    temperature: float = Field(1.0, gt=0, description="ppo/grpo: sampling temperature of rollouts")
+    clip_range: float = Field(0.2, gt=0, description="ppo/grpo: ratio clipping ε")
+    group_size: int = Field(4, ge=2, description="grpo: completions sampled per prompt")
+    kl_coef: float = Field(0.05, ge=0, description="ppo: initial per-token KL penalty β")
+    kl_target: float | None = Field(
+        None, gt=0, description="ppo: adapt β toward this KL (Ziegler et al.); fixed when unset"
+    )
+    kl_horizon: int = Field(10000, ge=1, description="ppo: horizon of the adaptive KL controller")
+    vf_coef: float = Field(0.1, ge=0, description="ppo: weight of the value loss")
+    gamma: float = Field(1.0, gt=0, le=1, description="ppo: discount")
+    lam: float = Field(0.95, ge=0, le=1, description="ppo: GAE λ")
+    clip_range_value: float = Field(0.2, gt=0, description="ppo: value clipping")
+
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
@@ -228,6 +262,10 @@ class TaskConfig(Section):
     @model_validator(mode="after")
     def _keys_of_task(self) -> TaskConfig:
         _check_section_keys(self, self.name, TASK_KEYS, "task")
+        if self.name in ("ppo", "grpo") and not self.reward_functions and not self.reward_model:
+            raise ValueError(
+                f"task {self.name} needs a reward source: task.reward_functions and/or task.reward_model"
+            )
         return self
 
     def used(self) -> dict[str, Any]:
@@ -302,6 +340,10 @@ class RunConfig(Section):
         ) or self.task.name == "reward"
 
     @property
+    def _kl_weight(self) -> float:
+        return self.task.beta if self.task.name == "grpo" else self.task.kl_coef
+
+    @property
     def paired(self) -> bool:
         """Samples come in (chosen, rejected) pairs that must stay together in a batch."""
         return self.task.name == "reward" or (self.task.name == "dpo" and self.task.loss != "kto")
@@ -320,6 +362,16 @@ class RunConfig(Section):
             )
         if self.sequence_head and self.data.packing:
             problems.append("data.packing: true does not work with a scoring head (one text per row)")
+        if (
+            self.task.name in ("ppo", "grpo")
+            and self.method.name in ("full", "freeze")
+            and self._kl_weight > 0
+        ):
+            problems.append(
+                f"task {self.task.name} with method.name={self.method.name}: the KL reference is the model with its "
+                "method switched off, which full/freeze cannot do; use lora (or another adapter method), or set "
+                "the KL weight (task.beta / task.kl_coef) to 0"
+            )
         if self.task.name == "dpo" and self.data.packing:
             problems.append("data.packing: true does not work with task dpo (answers are scored one per row)")
         if problems:
@@ -328,7 +380,7 @@ class RunConfig(Section):
             self.data.packing = (
                 self.method.name not in UNPACKABLE_METHODS
                 and not self.sequence_head
-                and self.task.name != "dpo"
+                and self.task.name not in ("dpo", "ppo", "grpo")
             )
         return self
 

@@ -177,8 +177,13 @@ def _train_prepared(
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
     with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see
         task.before_training(model, method, cfg, data, run.path)
-    eval_batches = build_eval_batches(
-        data.eval, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes, task
+    has_eval_loss = task.has_eval_loss and not cfg.eval.none
+    eval_batches = (
+        build_eval_batches(
+            data.eval, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes, task
+        )
+        if has_eval_loss
+        else []
     )
 
     def evaluate() -> float:
@@ -190,15 +195,17 @@ def _train_prepared(
     state = LoopState(step=0, total_steps=total_steps)
 
     def task_eval(eval_loss: float | None) -> dict[str, Any] | None:
-        if eval_loss is None:
+        if cfg.eval.none:
             return None
         metrics = task.metrics(model, tokenizer, renderer, cfg, data)
-        metrics.pop(
-            "predictions", None
-        )  # per-record outputs: `tunesmith eval` shows them, the summary does not
+        metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
+        if eval_loss is None:
+            return metrics
         return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
 
-    before = _load_or_run_before(run, resume, cfg, data, model, renderer, evaluate, task_eval)
+    before = _load_or_run_before(
+        run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval
+    )
     if resume:
         state = _restore(run, wrapped, optimizer, scheduler, state)
     all_callbacks = [reporter.callback, *callbacks]
@@ -214,18 +221,18 @@ def _train_prepared(
         pad_id=tokenizer.pad_token_id,
         packed=packed,
         train_cfg=cfg.train,
-        evaluate=None if cfg.eval.none else evaluate,
+        evaluate=evaluate if has_eval_loss else None,
         eval_every=cfg.eval.every_steps,
         save_checkpoint=checkpoint,
         save_every=cfg.train.save_every_steps,
         callbacks=all_callbacks,
-        collate_fn=task.collate,
+        collate_fn=task.make_collate(model, tokenizer, renderer, cfg),
     )
     try:
         run_loop(parts, state)
     finally:
         reporter.stop()
-    eval_after = None if cfg.eval.none else evaluate()
+    eval_after = evaluate() if has_eval_loss else None
     if eval_after is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
     checkpoint(state.step)
@@ -241,6 +248,8 @@ def _train_prepared(
         for key, value in (summary[f"eval_{when}"] or {}).items():
             if isinstance(value, float) and key not in ("eval_loss", "perplexity"):
                 summary[f"eval_{key}_{when}"] = value
+                if key in ("mean_reward", "kl"):  # the RL tasks' contract names
+                    summary[f"{key}_{when}"] = value
     return summary
 
 
@@ -278,7 +287,7 @@ def _load_or_run_before(
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
-    eval_loss = None if cfg.eval.none else evaluate()
+    eval_loss = evaluate() if evaluate is not None else None
     before = {
         "eval_loss_before": eval_loss,
         "eval_before": task_eval(eval_loss),

@@ -57,7 +57,10 @@ class Batch:
     num_real: int  # non-padding tokens
     num_total: int  # B × T, padding included
     class_labels: torch.Tensor | None = None  # (B,), classification with a sequence head
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # (B,) per-row scalars, by name
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # per-row tensors by name, (B,) or (B, T)
+    stats: dict[str, float] = field(
+        default_factory=dict
+    )  # what making the batch measured (rollout rewards, ...)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         inputs = {"input_ids": self.input_ids, "labels": self.labels}

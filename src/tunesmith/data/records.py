@@ -74,7 +74,24 @@ class UnpairedFeedback:
         return Conversation([*self.prompt, Message("assistant", self.completion)], self.source)
 
 
-Record = Conversation | TextDocument | LabeledText | PreferencePair | UnpairedFeedback
+@dataclass
+class PromptOnly:
+    """A prompt with no answer: what RL tasks (PPO, GRPO) sample completions for."""
+
+    prompt: list[Message]
+    source: str
+
+
+Record = Conversation | TextDocument | LabeledText | PreferencePair | UnpairedFeedback | PromptOnly
+
+
+def prompt_of(record: Record) -> list[Message] | None:
+    """The prompt messages of any record that has one (None for plain text / labelled text)."""
+    if isinstance(record, Conversation):
+        return record.prompt_messages()
+    if isinstance(record, PreferencePair | UnpairedFeedback | PromptOnly):
+        return record.prompt
+    return None
 
 
 @dataclass
@@ -87,9 +104,8 @@ class TokenizedSample:
     truncated: bool = False
     meta: dict[str, int] = field(default_factory=dict)
     class_id: int | None = None  # classification with a sequence head: the target class
-    values: dict[str, float] = field(
-        default_factory=dict
-    )  # per-sample scalars (reference log-prob, margin, ...)
+    values: dict[str, float] = field(default_factory=dict)  # per-sample scalars: reference log-prob, margin
+    text: str = ""  # the prompt as text, where a reward function needs it (ppo / grpo)
 
     def __len__(self) -> int:
         return len(self.input_ids)

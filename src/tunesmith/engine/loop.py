@@ -106,7 +106,9 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     state.padded_tokens += padded
     state.train_seconds += seconds
     state.last_loss = loss
+    stats = {k: sum(b.stats[k] for b in batches) / len(batches) for k in batches[0].stats}
     return {
+        **stats,
         "step": state.step,
         "loss": loss,
         "lr": parts.scheduler.get_last_lr()[0],

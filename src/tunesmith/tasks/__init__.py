@@ -10,6 +10,7 @@ from tunesmith.tasks.generation import GenerationTask
 from tunesmith.tasks.instruction import CausalLmTask, InstructionTask
 from tunesmith.tasks.preference import DpoTask
 from tunesmith.tasks.reward import RewardTask
+from tunesmith.tasks.rl import GrpoTask
 
 TASKS: Registry[Task] = Registry("task", "task.name")
 for _task in (
@@ -19,6 +20,7 @@ for _task in (
     GenerationTask(),
     DpoTask(),
     RewardTask(),
+    GrpoTask(),
 ):
     TASKS.register(_task.name)(_task)
 

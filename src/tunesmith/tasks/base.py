@@ -6,6 +6,7 @@ The training loop is the same for every task; a task only supplies these four pi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,9 +50,15 @@ class Task(Protocol):
         """Task metrics on the eval data (beyond eval loss, which the loop measures for every task)."""
         ...
 
+    has_eval_loss: bool
+
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
         ...
+
+    def make_collate(
+        self, model: nn.Module, tokenizer: Any, renderer: Any, cfg: RunConfig
+    ) -> Callable[..., Batch]: ...
 
     def collate(self, rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch: ...
 
@@ -64,6 +71,14 @@ class Task(Protocol):
 
 class TaskDefaults:
     """The row / batch shape and hooks most tasks share."""
+
+    has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
+
+    def make_collate(
+        self, model: nn.Module, tokenizer: Any, renderer: Any, cfg: RunConfig
+    ) -> Callable[..., Batch]:
+        """Rows → batch during training; RL tasks sample completions here (the rollout step)."""
+        return self.collate
 
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         return build_rows(samples, cfg.data.max_length, bool(cfg.data.packing))

@@ -8,7 +8,7 @@ from tunesmith.data.formats.alpaca import AlpacaFormat
 from tunesmith.data.formats.base import RecordFormat
 from tunesmith.data.formats.classification import ClassificationFormat
 from tunesmith.data.formats.messages import MessagesFormat
-from tunesmith.data.formats.preference import PreferenceFormat, UnpairedFormat
+from tunesmith.data.formats.preference import PreferenceFormat, PromptOnlyFormat, UnpairedFormat
 from tunesmith.data.formats.prompt_completion import PromptCompletionFormat
 from tunesmith.data.formats.sharegpt import ShareGptFormat
 from tunesmith.data.formats.text import TextFormat
@@ -26,10 +26,20 @@ _ALL: tuple[RecordFormat, ...] = (
     PromptCompletionFormat(),
     TextFormat(),
     ClassificationFormat(),
+    PromptOnlyFormat(),
 )
 for _format in _ALL:
     FORMATS.register(_format.name)(_format)
-DETECTION_ORDER = ("preference", "kto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+DETECTION_ORDER = (
+    "preference",
+    "kto",
+    "messages",
+    "sharegpt",
+    "alpaca",
+    "prompt_completion",
+    "prompt",
+    "text",
+)
 
 
 def detect_format(row: dict[str, Any], where: str, columns: dict[str, str]) -> RecordFormat:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.data.records import ROLES, Message, PreferencePair, Record, UnpairedFeedback
+from tunesmith.data.records import ROLES, Message, PreferencePair, PromptOnly, Record, UnpairedFeedback
 from tunesmith.errors import UserError
 
 TRUE, FALSE = {"true", "1", "yes", "up", "good"}, {"false", "0", "no", "down", "bad"}
@@ -79,3 +79,14 @@ class UnpairedFormat:
         prompt = read_prompt(row.get(columns.get("prompt", "prompt")), where, "prompt")
         completion = read_answer(row.get(columns.get("completion", "completion")), where, "completion")
         return UnpairedFeedback(prompt, completion, text in TRUE, where)
+
+
+class PromptOnlyFormat:
+    """{"prompt": ...} alone (text or messages): prompts for PPO / GRPO to answer."""
+
+    name = "prompt"
+    fields = ("prompt",)
+
+    def to_record(self, row: dict[str, Any], where: str, columns: dict[str, str]) -> Record:
+        field = columns.get("prompt", "prompt")
+        return PromptOnly(read_prompt(row.get(field), where, field), where)
