@@ -1,0 +1,99 @@
+"""GRPO through `train()`: the rollout step, reward sources, the summary's reward / KL fields, and
+one-line errors for bad reward sources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import write_jsonl
+from tunesmith import train
+from tunesmith.errors import UserError
+from tunesmith.rewards import RewardSource, contains, ends_with, length_between
+
+PROMPTS = [{"prompt": f"Name thing number {i}."} for i in range(12)]
+
+
+def grpo_config(make_config: Callable[..., dict[str, Any]], tmp_path: Path, **task: Any) -> dict[str, Any]:
+    rewards = task.pop(
+        "reward_functions",
+        [{"function": "tunesmith.rewards:length_between", "kwargs": {"low": 1, "high": 3}}],
+    )
+    return make_config(
+        task={"name": "grpo", "group_size": 3, "max_new_tokens": 6, "reward_functions": rewards, **task},
+        data={
+            "train": str(write_jsonl(tmp_path / "prompts.jsonl", PROMPTS[:9])),
+            "eval": str(write_jsonl(tmp_path / "held.jsonl", PROMPTS[9:])),
+        },
+        train={"max_steps": 3, "batch_size": 3, "lr": 1e-2},
+    )
+
+
+def test_grpo_runs_and_reports_reward_and_kl(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    result = train(grpo_config(make_config, tmp_path), quiet=True)
+    summary = result.summary
+    for key in ("mean_reward_before", "mean_reward_after", "kl_after"):
+        assert isinstance(summary[key], float)
+    assert summary["kl_before"] == 0.0  # the policy is the reference before training (LoRA B = 0)
+    assert summary["eval_loss_before"] is None  # no fixed-batch loss for RL
+    steps = [m for m in result.metrics if "loss" in m]
+    assert len(steps) == 3 and all(
+        0.0 <= m["mean_reward"] <= 1.0 and m["completion_tokens"] > 0 for m in steps
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        (
+            "tests.tasks.reward_fns:boom",
+            r"reward function tests.tasks.reward_fns:boom raised ValueError: cannot score this \(sample 0",
+        ),
+        (
+            "tests.tasks.reward_fns:not_a_number",
+            r"reward function tests.tasks.reward_fns:not_a_number returned 'high', not a finite number",
+        ),
+        ("tests.tasks.nowhere:fn", r"task.reward_functions\[0\].function: cannot import tests.tasks.nowhere"),
+        (
+            "tests.tasks.reward_fns:missing",
+            r"task.reward_functions\[0\].function: tests.tasks.reward_fns has no function 'missing'",
+        ),
+    ],
+)
+def test_bad_reward_functions(
+    function: str, message: str, make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    config = grpo_config(make_config, tmp_path, reward_functions=[{"function": function}])
+    with pytest.raises(UserError, match=message) as info:
+        train(config, quiet=True)
+    assert "\n" not in info.value.message
+
+
+def test_rl_needs_a_reward_source_and_a_switchable_method(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    with pytest.raises(
+        UserError, match="task grpo needs a reward source: task.reward_functions and/or task.reward_model"
+    ):
+        train(grpo_config(make_config, tmp_path, reward_functions=[]), quiet=True)
+    config = grpo_config(make_config, tmp_path)
+    config["method"] = {"name": "full"}
+    with pytest.raises(
+        UserError,
+        match="task grpo with method.name=full: the KL reference is the model with its method switched off",
+    ):
+        train(config, quiet=True)
+
+
+def test_builtin_rewards_and_weights() -> None:
+    assert ends_with("", "Done.", marker=".") == 1.0 and ends_with("", "Done", marker=".") == 0.0
+    assert contains("", "Hello World", text="world") == 1.0
+    assert length_between("", "one two three", low=1, high=3) == 1.0
+    assert length_between("", "a b c d e f", low=1, high=3) == pytest.approx(0.0)  # 3 words over a width of 3
+    source = RewardSource([("a", ends_with, 2.0, {"marker": "!"}), ("b", contains, 0.5, {"text": "x"})])
+    assert source(["p", "p"], ["x!", "y"]) == [2.5, 0.0]
