@@ -97,3 +97,25 @@ def test_builtin_rewards_and_weights() -> None:
     assert length_between("", "a b c d e f", low=1, high=3) == pytest.approx(0.0)  # 3 words over a width of 3
     source = RewardSource([("a", ends_with, 2.0, {"marker": "!"}), ("b", contains, 0.5, {"text": "x"})])
     assert source(["p", "p"], ["x!", "y"]) == [2.5, 0.0]
+
+
+def test_ppo_step_metrics_and_adaptive_kl(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    config = grpo_config(make_config, tmp_path)
+    task = config["task"]
+    config["task"] = {
+        "name": "ppo",
+        "max_new_tokens": task["max_new_tokens"],
+        "reward_functions": task["reward_functions"],
+        "kl_coef": 0.1,
+        "kl_target": 1e-6,  # any KL exceeds it: β must grow
+        "kl_horizon": 10,
+    }
+    config["train"]["max_steps"] = 4
+    result = train(config, quiet=True)
+    steps = [m for m in result.metrics if "loss" in m]
+    for key in ("mean_reward", "kl", "kl_coef", "entropy", "clip_fraction", "value_loss"):
+        assert all(isinstance(m[key], float) for m in steps), key
+    assert steps[0]["kl_coef"] == pytest.approx(0.1)
+    if any(m["kl"] > 0 for m in steps[:-1]):
+        assert steps[-1]["kl_coef"] > 0.1
+    assert {"mean_reward_before", "mean_reward_after", "kl_after"} <= set(result.summary)

@@ -107,6 +107,7 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     state.train_seconds += seconds
     state.last_loss = loss
     stats = {k: sum(b.stats[k] for b in batches) / len(batches) for k in batches[0].stats}
+    stats.update(getattr(acc.unwrap_model(model), "step_stats", {}))  # what the objective measured (PPO)
     return {
         **stats,
         "step": state.step,

@@ -40,6 +40,25 @@ class TrainedTokenLM(nn.Module):
         self.direct = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
         self.direct = self.direct and not _adds_virtual_tokens(model)
 
+    def trained_hidden(
+        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(last hidden state before each trained token (N, H), targets (N,), rows (N,)); PPO's value head
+        reads the same states the output projection does."""
+        targets = labels[:, 1:]
+        trained = targets != IGNORE
+        plain = _plain_model(self.model)
+        hidden = plain.get_decoder()(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+        rows = (
+            torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(targets)[trained]
+        )
+        return hidden[:, :-1][trained], targets[trained], rows
+
+    def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
+        return _plain_model(self.model).get_output_embeddings()(hidden)  # type: ignore[no-any-return]
+
     def trained_logits(
         self,
         input_ids: torch.Tensor,  # (B, T)

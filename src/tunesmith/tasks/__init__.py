@@ -10,7 +10,7 @@ from tunesmith.tasks.generation import GenerationTask
 from tunesmith.tasks.instruction import CausalLmTask, InstructionTask
 from tunesmith.tasks.preference import DpoTask
 from tunesmith.tasks.reward import RewardTask
-from tunesmith.tasks.rl import GrpoTask
+from tunesmith.tasks.rl import GrpoTask, PpoTask
 
 TASKS: Registry[Task] = Registry("task", "task.name")
 for _task in (
@@ -21,6 +21,7 @@ for _task in (
     DpoTask(),
     RewardTask(),
     GrpoTask(),
+    PpoTask(),
 ):
     TASKS.register(_task.name)(_task)
 

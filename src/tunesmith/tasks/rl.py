@@ -30,6 +30,14 @@ from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.objectives.grpo import group_advantages, grpo_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.ppo import (
+    AdaptiveKLController,
+    compute_gae,
+    kl_penalised_rewards,
+    ppo_policy_loss,
+    ppo_value_loss,
+    whiten,
+)
 from tunesmith.rewards import RewardSource, load_reward_source
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
 
@@ -83,10 +91,8 @@ class GrpoTask(InstructionTask):
             )
             texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
             scores = torch.tensor(rewards([p.text for p in prompts for _ in range(group)], texts))
-            samples = [
-                TokenizedSample(p.input_ids + c, [IGNORE] * len(p.input_ids) + c, p.source)
-                for p, c in zip([p for p in prompts for _ in range(group)], completions, strict=True)
-            ]
+            repeated = [p for p in prompts for _ in range(group)]
+            samples = [answered(p, c) for p, c in zip(repeated, completions, strict=True)]
             batch = collate([[s] for s in samples], pad_id, packed=False)
             batch.extras["advantages"] = group_advantages(scores, group)
             batch.stats = {
@@ -130,10 +136,7 @@ class GrpoTask(InstructionTask):
         )
         texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
         scores = rewards([s.text for s in data.eval], texts)
-        samples = [
-            TokenizedSample(p.input_ids + c, [IGNORE] * len(p.input_ids) + c, p.source)
-            for p, c in zip(data.eval, completions, strict=True)
-        ]
+        samples = [answered(p, c) for p, c in zip(data.eval, completions, strict=True)]
         return {
             "mean_reward": sum(scores) / len(scores),
             "kl": mean_log_ratio(model, self.method, samples, tokenizer.pad_token_id),
@@ -174,6 +177,12 @@ class GrpoObjective(nn.Module):
             self.cfg.task.clip_range,
             self.cfg.task.beta,
         )
+
+
+def answered(prompt: TokenizedSample, completion: list[int]) -> TokenizedSample:
+    """Prompt + sampled completion as a training sample: only the completion is trained."""
+    ids = prompt.input_ids + completion
+    return TokenizedSample(ids, [IGNORE] * len(prompt.input_ids) + completion, prompt.source)
 
 
 def token_logps(
@@ -237,3 +246,175 @@ def read_prompts(
     if not samples:
         raise UserError("no prompt found in the data")
     return samples
+
+
+class PpoTask(GrpoTask):
+    """PPO with a value head on the policy's hidden states, a per-token KL penalty (fixed, or adapted
+    toward `task.kl_target`), GAE and whitened advantages, clipped policy and value losses."""
+
+    name = "ppo"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kl_controller: AdaptiveKLController | None = None
+
+    def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
+        lm = TrainedTokenLM(model)
+        if not lm.direct:
+            raise UserError(
+                "task ppo needs the hidden states to feed the output layer directly, which "
+                f"method {cfg.method.name} (or this model) does not allow; use lora"
+            )
+        hidden_size = _plain_hidden_size(model)
+        self.value_head = nn.Linear(hidden_size, 1).to(next(model.parameters()).device)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.kl_controller = AdaptiveKLController(
+            cfg.task.kl_coef, cfg.task.kl_target or 1.0, cfg.task.kl_horizon
+        )
+        return PpoObjective(lm, self.value_head, cfg)
+
+    def make_collate(
+        self, model: nn.Module, tokenizer: Any, renderer: ChatRenderer | None, cfg: RunConfig
+    ) -> Callable[..., Batch]:
+        stop_ids = stop_tokens(tokenizer, renderer)
+        rewards = self.rewards or load_reward_source(cfg.task)
+        task = cfg.task
+
+        def rollout(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
+            prompts = [row[0] for row in rows]
+            completions = sample_completions(
+                model,
+                [p.input_ids for p in prompts],
+                1,
+                task.max_new_tokens,
+                task.temperature,
+                stop_ids,
+                pad_id,
+            )
+            texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
+            scores = torch.tensor(rewards([p.text for p in prompts], texts))
+            batch = collate(
+                [[answered(p, c)] for p, c in zip(prompts, completions, strict=True)], pad_id, packed=False
+            )
+            return self._score_rollout(model, batch, scores, texts)
+
+        return rollout
+
+    @torch.no_grad()
+    def _score_rollout(self, model: nn.Module, batch: Batch, scores: torch.Tensor, texts: list[str]) -> Batch:
+        """Old log-probs, reference log-probs, values, KL-penalised rewards, GAE → per-token extras."""
+        assert self.kl_controller is not None
+        task_cfg = self.cfg_task
+        lm = TrainedTokenLM(model)
+        device = next(model.parameters()).device
+        ids, labels = batch.input_ids.to(device), batch.labels.to(device)
+        mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+        was_training = model.training
+        model.eval()
+        hidden, targets, rows = lm.trained_hidden(ids, labels, mask)
+        logits = lm.output_projection(hidden).float()
+        logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
+        values = self.value_head(hidden.float()).squeeze(-1)
+        with base_only(model, self.method):
+            ref, _ = token_logps(lm, ids, labels, mask)
+        model.train(was_training)
+        trained = labels[:, 1:] != IGNORE  # (B, T-1)
+        dense = {
+            name: torch.zeros(trained.shape, device=device)
+            for name in ("old_logprobs", "ref_logprobs", "old_values")
+        }
+        for name, flat in (("old_logprobs", logps), ("ref_logprobs", ref), ("old_values", values)):
+            dense[name][trained] = flat
+        token_mask = trained.float()
+        kl_coef = self.kl_controller.value
+        per_token = kl_penalised_rewards(
+            scores.to(device), dense["old_logprobs"], dense["ref_logprobs"], token_mask, kl_coef
+        )
+        advantages, returns = compute_gae(
+            per_token, dense["old_values"], token_mask, task_cfg.gamma, task_cfg.lam
+        )
+        advantages = whiten(advantages, token_mask) * token_mask
+        kl = float(((dense["old_logprobs"] - dense["ref_logprobs"]) * token_mask).sum(-1).mean())
+        if task_cfg.kl_target is not None:
+            self.kl_controller.update(kl, len(texts))
+        batch.extras = {
+            "old_logprobs": dense["old_logprobs"].cpu(),
+            "old_values": dense["old_values"].cpu(),
+            "advantages": advantages.cpu(),
+            "returns": returns.cpu(),
+        }
+        batch.stats = {
+            "mean_reward": float(scores.mean()),
+            "kl": kl,
+            "kl_coef": kl_coef,
+            "entropy": float(entropy.mean()),
+            "completion_tokens": float(token_mask.sum(-1).mean()),
+        }
+        return batch
+
+    def before_training(
+        self, model: nn.Module, method: Any, cfg: RunConfig, data: PreparedData, run_dir: Any
+    ) -> None:
+        super().before_training(model, method, cfg, data, run_dir)
+        self.cfg_task = cfg.task
+
+
+class PpoObjective(nn.Module):
+    """Rollout batch → clipped policy loss + vf_coef · clipped value loss, summed over completion tokens."""
+
+    def __init__(self, lm: TrainedTokenLM, value_head: nn.Module, cfg: RunConfig) -> None:
+        super().__init__()
+        self.lm = lm
+        self.value_head = value_head
+        self.cfg = cfg
+        self.step_stats: dict[str, float] = {}
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        old_logprobs: torch.Tensor | None = None,  # (B, T-1), zero off the completion
+        old_values: torch.Tensor | None = None,
+        advantages: torch.Tensor | None = None,
+        returns: torch.Tensor | None = None,
+        **_: torch.Tensor,
+    ) -> torch.Tensor:
+        assert (
+            old_logprobs is not None
+            and old_values is not None
+            and advantages is not None
+            and returns is not None
+        )
+        task = self.cfg.task
+        hidden, targets, _rows = self.lm.trained_hidden(input_ids, labels, attention_mask)
+        logits = self.lm.output_projection(hidden).float()
+        logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N,)
+        values = self.value_head(hidden.float()).squeeze(-1)  # (N,)
+        trained = labels[:, 1:] != IGNORE
+        column = torch.ones_like(logps).unsqueeze(-1)  # every token its own row: (N, 1)
+        policy_loss, clip_fraction = ppo_policy_loss(
+            logps.unsqueeze(-1),
+            old_logprobs[trained].unsqueeze(-1),
+            advantages[trained].unsqueeze(-1),
+            column,
+            task.clip_range,
+        )
+        value_loss = ppo_value_loss(
+            values.unsqueeze(-1),
+            old_values[trained].unsqueeze(-1),
+            returns[trained].unsqueeze(-1),
+            column,
+            task.clip_range_value,
+        )
+        count = max(int(trained.sum()), 1)
+        self.step_stats = {"clip_fraction": float(clip_fraction), "value_loss": float(value_loss) / count}
+        return policy_loss + task.vf_coef * value_loss
+
+
+def _plain_hidden_size(model: nn.Module) -> int:
+    get_base = getattr(model, "get_base_model", None)
+    plain: Any = get_base() if callable(get_base) else model
+    return int(plain.config.hidden_size)
