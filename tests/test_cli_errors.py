@@ -141,6 +141,7 @@ def test_real_process_exit_status(tmp_path: Path) -> None:
         ["export", "--help"],
         ["config", "show", "--help"],
         ["eval", "--help"],
+        ["feedback", "--help"],
         ["compare", "--help"],
     ],
 )

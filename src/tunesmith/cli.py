@@ -137,6 +137,36 @@ def compare(
         _write_json(json_out, {"base": base_result, "tuned": run_result, "differing_examples": shown})
 
 
+@app.command()
+def feedback(
+    prompts: Annotated[
+        Path, typer.Option("--prompts", help="records with prompts (any format tunesmith reads)")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="preference JSONL to append to (dpo / reward read it)")],
+    models: Annotated[list[str], typer.Option("--model", help="a run or model; give two to compare A vs B")],
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 96,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="sampling, when one model answers twice")
+    ] = 0.8,
+    limit: Annotated[int | None, typer.Option("--limit", help="ask about at most this many prompts")] = None,
+) -> None:
+    """Show a prompt and two answers; record which one you prefer (or both bad) for DPO and reward models.
+
+    Example: tunesmith feedback --prompts prompts.jsonl --model smollm2-135m-instruct --model runs/dpo --out prefs.jsonl
+    """
+    from tunesmith.feedback.collect import collect, model_answerer, read_prompt_texts, unpaired_path
+
+    if not 1 <= len(models) <= 2:
+        raise UserError(f"--model: give one model (two samples) or two (A vs B), not {len(models)}")
+    _quiet()
+    texts = read_prompt_texts(prompts)[:limit]
+    counts = collect(texts, model_answerer(models, max_new_tokens, temperature), out)
+    typer.echo(
+        f"{counts.pairs} preference pair(s) appended to {out}; {counts.both_bad} both-bad pair(s) to "
+        f"{unpaired_path(out)}; {counts.skipped} skipped"
+    )
+
+
 def _quiet() -> None:
     from tunesmith.pipeline import quiet_libraries
 

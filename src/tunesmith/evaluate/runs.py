@@ -77,7 +77,7 @@ def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None)
     for target in targets:
         if target.name in results:
             continue
-        model, tokenizer = _load_alone(target, labels)
+        model, tokenizer = load_target(target, labels)
         results[target.name] = evaluate_model(model, tokenizer, target.config, data_file, labels)
     return {t.name: results[t.name] for t in targets}
 
@@ -94,7 +94,8 @@ def _shared_runs(targets: list[Target]) -> list[Target] | None:
     return runs if same else None
 
 
-def _load_alone(target: Target, labels: list[str] | None) -> tuple[nn.Module, Any]:
+def load_target(target: Target, labels: list[str] | None = None) -> tuple[nn.Module, Any]:
+    """(model with its trained result, tokenizer) of one target, loaded on its own base."""
     if target.run is not None:
         _, base, tokenizer = load_base(target.run)
         return target.run.method.load_trained(base, target.run.final), tokenizer

@@ -1,0 +1,1 @@
+"""Collecting human preferences: `tunesmith feedback`."""

@@ -1,0 +1,155 @@
+"""`tunesmith feedback`: show a prompt and two model answers in the terminal, record which one a person
+prefers, and append it to a preference JSONL file that `task: dpo` and `task: reward` read directly.
+
+Answers come from two models (runs or base models: A vs B) or, with one, from two samples of it. The
+order on screen is random, so position does not bias the choice. "Both bad" becomes two thumbs-down
+records in a sibling `*-unpaired.jsonl` (readable by `loss: kto`). Every record names the model that
+wrote each answer. Each choice is appended and flushed at once: quitting loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+CHOICES = "1 = first is better, 2 = second is better, b = both bad, s = skip, q = quit"
+
+
+@dataclass
+class Answer:
+    text: str
+    model: str  # the run folder or model that wrote it
+
+
+@dataclass
+class FeedbackCounts:
+    pairs: int = 0
+    both_bad: int = 0
+    skipped: int = 0
+
+
+def unpaired_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}-unpaired.jsonl")
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line, flushed and synced: a crash or Ctrl-C never loses an answered prompt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def collect(
+    prompts: list[str],
+    answer_pairs: Callable[[str], tuple[Answer, Answer]],
+    out: Path,
+    ask: Callable[[str], str] = input,
+    show: Callable[[str], None] = print,
+    seed: int = 0,
+) -> FeedbackCounts:
+    rng = random.Random(seed)
+    counts = FeedbackCounts()
+    for number, prompt in enumerate(prompts, 1):
+        first, second = answer_pairs(prompt)
+        if rng.random() < 0.5:
+            first, second = second, first
+        show(
+            f"\n[{number}/{len(prompts)}] prompt:\n{prompt}\n\n"
+            f"--- answer 1 ---\n{first.text}\n\n--- answer 2 ---\n{second.text}\n"
+        )
+        choice = ""
+        while choice not in {"1", "2", "b", "s", "q"}:
+            choice = ask(f"{CHOICES}: ").strip().lower()
+        if choice == "q":
+            break
+        if choice == "s" or first.text.strip() == second.text.strip():
+            counts.skipped += 1  # identical answers say nothing about preference
+            continue
+        if choice == "b":
+            for answer in (first, second):
+                append_record(
+                    unpaired_path(out),
+                    {"prompt": prompt, "completion": answer.text, "label": False, "model": answer.model},
+                )
+            counts.both_bad += 1
+            continue
+        chosen, rejected = (first, second) if choice == "1" else (second, first)
+        append_record(
+            out,
+            {
+                "prompt": prompt,
+                "chosen": chosen.text,
+                "rejected": rejected.text,
+                "chosen_model": chosen.model,
+                "rejected_model": rejected.model,
+            },
+        )
+        counts.pairs += 1
+    return counts
+
+
+def model_answerer(
+    targets: list[str], max_new_tokens: int, temperature: float
+) -> Callable[[str], tuple[Answer, Answer]]:
+    """Answers from two targets (greedy), or two samples from one target."""
+    import torch
+
+    from tunesmith.data.records import Message
+    from tunesmith.data.templates import build_renderer
+    from tunesmith.engine.rollout import sample_completions
+    from tunesmith.evaluate.runs import load_target, resolve_targets
+
+    loaded = []
+    for target in resolve_targets(targets, "instruction"):
+        model, tokenizer = load_target(target)
+        loaded.append(
+            (target.name, model, tokenizer, build_renderer(tokenizer, target.config.data.chat_template))
+        )
+
+    def answers(
+        name: str, model: Any, tokenizer: Any, renderer: Any, prompt: str, count: int
+    ) -> list[Answer]:
+        text = renderer.render([Message("user", prompt)], add_generation_prompt=True)
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        stops = sorted({tokenizer.eos_token_id, renderer.end_of_turn_id} - {None})
+        outs = sample_completions(
+            model, [ids], count, max_new_tokens, temperature, stops, tokenizer.pad_token_id, greedy=count == 1
+        )
+        return [Answer(tokenizer.decode(o, skip_special_tokens=True).strip(), name) for o in outs]
+
+    def pair(prompt: str) -> tuple[Answer, Answer]:
+        with torch.no_grad():
+            if len(loaded) == 1:
+                a, b = answers(*loaded[0], prompt, 2)
+            else:
+                a, b = answers(*loaded[0], prompt, 1)[0], answers(*loaded[1], prompt, 1)[0]
+        return a, b
+
+    return pair
+
+
+def read_prompt_texts(path: Path) -> list[str]:
+    """The last user turn of every record that has a prompt, in any format tunesmith reads."""
+    from tunesmith.config import SourceConfig
+    from tunesmith.data.records import prompt_of
+    from tunesmith.data.sources import load_source
+    from tunesmith.errors import UserError
+
+    texts = []
+    for record in load_source(SourceConfig(path=str(path))).records:
+        messages = prompt_of(record)
+        if messages is None:
+            raise UserError(f"{record.source}: no prompt in this record")
+        texts.append(messages[-1].content)
+    return texts
+
+
+def stream_print(stream: TextIO) -> Callable[[str], None]:
+    return lambda text: print(text, file=stream, flush=True)
