@@ -197,7 +197,8 @@ def _train_prepared(
     def task_eval(eval_loss: float | None) -> dict[str, Any] | None:
         if cfg.eval.none:
             return None
-        metrics = task.metrics(model, tokenizer, renderer, cfg, data)
+        with accelerator.autocast():  # the precision training sees (and DPO's references were computed in)
+            metrics = task.metrics(model, tokenizer, renderer, cfg, data)
         metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
         if eval_loss is None:
             return metrics
