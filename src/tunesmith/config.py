@@ -187,7 +187,8 @@ TASK_KEYS: dict[str, frozenset[str]] = {
     ),
     "reward": frozenset(),
     "grpo": RL_KEYS | {"group_size", "beta"},
-    "ppo": RL_KEYS | {"kl_coef", "kl_target", "kl_horizon", "vf_coef", "gamma", "lam", "clip_range_value"},
+    "ppo": RL_KEYS
+    | {"kl_coef", "kl_target", "kl_horizon", "vf_coef", "gamma", "lam", "clip_range_value", "ppo_epochs"},
 }
 
 
@@ -253,6 +254,9 @@ class TaskConfig(Section):
     gamma: float = Field(1.0, gt=0, le=1, description="ppo: discount")
     lam: float = Field(0.95, ge=0, le=1, description="ppo: GAE λ")
     clip_range_value: float = Field(0.2, gt=0, description="ppo: value clipping")
+    ppo_epochs: int = Field(
+        1, ge=1, description="ppo: optimizer steps on each rollout batch (old log-probs fixed)"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -150,3 +150,13 @@ def test_grpo_group_advantages_and_loss() -> None:
     same = grpo_loss(logp, logp, logp, torch.tensor([2.0]), torch.ones(1, 2), 0.2, beta=0.04)
     assert float(same) == pytest.approx(-4.0)  # ratio 1, KL 0: −A per token
     assert float(k3_kl(torch.tensor([-1.0]), torch.tensor([-2.0]))) == pytest.approx(math.exp(-1) + 1 - 1)
+
+
+def test_adaptive_kl_controller() -> None:
+    """Ziegler et al. (2019): β ← β (1 + clip(KL/target − 1, ±0.2) · n / horizon)."""
+    from tunesmith.objectives.ppo import AdaptiveKLController
+
+    controller = AdaptiveKLController(0.1, target=2.0, horizon=100)
+    assert controller.update(2.2, n_steps=10) == pytest.approx(0.1 * (1 + 0.1 * 0.1))
+    assert controller.update(100.0, n_steps=10) == pytest.approx(0.1 * 1.01 * (1 + 0.2 * 0.1))  # error capped at 0.2
+    assert controller.update(0.0, n_steps=10) < 0.1 * 1.01 * 1.02

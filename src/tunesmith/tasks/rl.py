@@ -299,7 +299,7 @@ class PpoTask(GrpoTask):
             )
             return self._score_rollout(model, batch, scores, texts)
 
-        return rollout
+        return reuse_rollouts(rollout, task.ppo_epochs, cfg.train.grad_accum)
 
     @torch.no_grad()
     def _score_rollout(self, model: nn.Module, batch: Batch, scores: torch.Tensor, texts: list[str]) -> Batch:
@@ -412,6 +412,26 @@ class PpoObjective(nn.Module):
         count = max(int(trained.sum()), 1)
         self.step_stats = {"clip_fraction": float(clip_fraction), "value_loss": float(value_loss) / count}
         return policy_loss + task.vf_coef * value_loss
+
+
+def reuse_rollouts(rollout: Callable[..., Batch], epochs: int, grad_accum: int) -> Callable[..., Batch]:
+    """PPO's epochs over a rollout batch, as consecutive optimizer steps: a fresh rollout every
+    `epochs` steps (one per micro-batch), reused in between with its old log-probs and advantages
+    fixed, so the clipped ratio does its work. The prompts planned for the reuse steps are skipped."""
+    if epochs == 1:
+        return rollout
+    cache: dict[int, Batch] = {}
+    calls = 0
+
+    def reused(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
+        nonlocal calls
+        step, micro = divmod(calls, grad_accum)
+        calls += 1
+        if step % epochs == 0 or micro not in cache:
+            cache[micro] = rollout(rows, pad_id, packed)
+        return cache[micro]
+
+    return reused
 
 
 def _plain_hidden_size(model: nn.Module) -> int:
