@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Check and clean data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 DEBUG = {"on": False}
 
 
@@ -165,6 +167,76 @@ def feedback(
         f"{counts.pairs} preference pair(s) appended to {out}; {counts.both_bad} both-bad pair(s) to "
         f"{unpaired_path(out)}; {counts.skipped} skipped"
     )
+
+
+@data_app.command("check")
+def data_check(
+    data: Annotated[Path, typer.Argument(help="the training data file")],
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="held-out data, checked for leakage")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="a run config: its tokenizer, template, format")
+    ] = None,
+    fix: Annotated[
+        Path | None, typer.Option("--fix", help="write a cleaned copy here (+ .removed.jsonl log)")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="report as JSON (default: DATA-check.json here)")
+    ] = None,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="report as HTML (default: DATA-check.html here)")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--near-threshold", help="Jaccard similarity of near-duplicates")
+    ] = 0.8,
+    language: Annotated[
+        str | None, typer.Option("--language", help="expected language (ISO 639-1, e.g. en)")
+    ] = None,
+) -> None:
+    """Find what is wrong with a data set before training: structure, duplicates, leakage, lengths and
+    template, personal data, language mix, bias signals. Exit 0 when the check ran, 2 on unreadable input.
+
+    Example: tunesmith data check examples/demo/train.jsonl --eval examples/demo/eval.jsonl --config examples/demo/config.yaml
+    """
+    from tunesmith.data.quality.checks import CheckOptions, run_checks
+    from tunesmith.data.quality.fix import write_fixed
+    from tunesmith.data.quality.html import render_html
+    from tunesmith.runs.folder import atomic_write_text
+
+    _quiet()
+    cfg, tokenizer = None, None
+    if config is not None:
+        from tunesmith.config import load_config
+        from tunesmith.models.load import load_tokenizer, resolve_model
+
+        cfg = load_config(config)
+        tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
+    report, items = run_checks(
+        data, eval_file, cfg, tokenizer, CheckOptions(near_threshold=threshold, language=language)
+    )
+    print_findings(report)
+    stem = data.stem
+    _write_json(json_out or Path(f"{stem}-check.json"), report.to_json())
+    atomic_write_text(html_out or Path(f"{stem}-check.html"), render_html(report, f"data check: {data}"))
+    if fix is not None:
+        kept, removed = write_fixed(items, report, data, fix)
+        typer.echo(
+            f"cleaned copy: {fix} ({kept} records kept, {removed} removed; "
+            f"reasons in {fix.with_suffix('.removed.jsonl')})"
+        )
+
+
+def print_findings(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("severity", "check", "finding", title=f"data check: {report.records} records")
+    for finding in report.findings:
+        table.add_row(finding.severity, finding.check, finding.message)
+    if not report.findings:
+        table.add_row("-", "-", "no findings")
+    Console().print(table)
 
 
 def _quiet() -> None:

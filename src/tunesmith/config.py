@@ -84,6 +84,10 @@ class DataConfig(Section):
     num_mix_samples: int | None = Field(
         None, ge=1, description="records drawn from the weighted mix (default: sum of source sizes)"
     )
+    checks: Literal["error", "warn", "off"] = Field(
+        "error",
+        description="fast data checks before training: error (stop on errors), warn (report only), or off",
+    )
     text_field: str = Field("text", description="classification: the column holding the text")
     text_pair_field: str | None = Field(None, description="classification: a second text column (pairs)")
     label_field: str = Field("label", description="classification: the column holding the label")

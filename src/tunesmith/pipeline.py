@@ -83,7 +83,8 @@ def train(
     # a classification head reads plain text: no chat template (encoders often have neither it nor EOS)
     renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
     task = TASKS.get(cfg.task.name)
-    data = task.prepare(cfg, tokenizer, renderer)
+    data = task.prepare(cfg, tokenizer, renderer)  # the loaders' own errors come first
+    check_notes = run_fast_checks(cfg)
     reporter = Reporter(run, quiet)
     # method settings that do not fit the model fail here, before the run folder exists
     model = build_model(cfg, method, task, source, data.labels, tokenizer)
@@ -93,6 +94,8 @@ def train(
     if data.labels:
         atomic_write_json(run.labels, data.labels)
     reporter.data_stats(data.stats, data.formats)
+    for note in check_notes:
+        reporter.say(note)
     started = time.perf_counter()
     try:
         summary = _train_prepared(
@@ -108,6 +111,33 @@ def train(
     atomic_write_json(run.summary, summary)
     reporter.summary(summary)
     return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+def run_fast_checks(cfg: RunConfig) -> list[str]:
+    """The cheap data checks (structure, labels, duplicates, leakage) on the train and eval files;
+    with `data.checks: error` an error-severity finding stops the run before anything is created."""
+    if cfg.data.checks == "off":
+        return []
+    from tunesmith.data.quality.checks import CheckOptions, run_checks
+
+    def paths(spec: Any) -> list[Path]:
+        items = [spec] if isinstance(spec, str) else (spec or [])
+        return [Path(s if isinstance(s, str) else s.path) for s in items]
+
+    eval_paths = paths(cfg.data.eval)
+    notes = []
+    for train_path in paths(cfg.data.train):
+        if not train_path.is_file():
+            continue  # folders of .txt and missing files: the data loader reports those
+        held = eval_paths[0] if len(eval_paths) == 1 and eval_paths[0].is_file() else None
+        report, _ = run_checks(train_path, held, cfg, None, CheckOptions(fast=True))
+        if report.errors and cfg.data.checks == "error":
+            first = report.errors[0]
+            raise UserError(
+                f"data check ({train_path}): {first.message}; see `tunesmith data check`, or set data.checks: warn"
+            )
+        notes += [f"data check ({train_path.name}) {f.severity}: {f.message}" for f in report.findings]
+    return notes
 
 
 def build_model(

@@ -158,5 +158,7 @@ def test_adaptive_kl_controller() -> None:
 
     controller = AdaptiveKLController(0.1, target=2.0, horizon=100)
     assert controller.update(2.2, n_steps=10) == pytest.approx(0.1 * (1 + 0.1 * 0.1))
-    assert controller.update(100.0, n_steps=10) == pytest.approx(0.1 * 1.01 * (1 + 0.2 * 0.1))  # error capped at 0.2
+    assert controller.update(100.0, n_steps=10) == pytest.approx(
+        0.1 * 1.01 * (1 + 0.2 * 0.1)
+    )  # error capped at 0.2
     assert controller.update(0.0, n_steps=10) < 0.1 * 1.01 * 1.02

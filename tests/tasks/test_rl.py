@@ -120,4 +120,7 @@ def test_ppo_step_metrics_and_adaptive_kl(make_config: Callable[..., dict[str, A
     # the first rollout's KL is 0 (policy = reference), so the controller lowers β by its 20% cap · 3/10
     assert steps[2]["kl_coef"] == pytest.approx(0.1 * (1 - 0.2 * 3 / 10))
     assert {"mean_reward_before", "mean_reward_after", "kl_after"} <= set(result.summary)
-    assert steps[1]["mean_reward"] == steps[0]["mean_reward"] and steps[3]["mean_reward"] == steps[2]["mean_reward"]
+    assert (
+        steps[1]["mean_reward"] == steps[0]["mean_reward"]
+        and steps[3]["mean_reward"] == steps[2]["mean_reward"]
+    )
