@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-methods clean
+.PHONY: demo test install dev lint bench bench-methods bench-data clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench: $(VENV)/.installed
 
 bench-methods: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_methods.py
+
+bench-data: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_data_check.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -87,15 +87,24 @@ def export(
 @app.command("eval")
 def eval_command(
     targets: Annotated[list[str], typer.Argument(help="run folders and/or models (path, .gguf, alias)")],
-    data: Annotated[Path, typer.Option("--data", help="a data file in any format tunesmith reads")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="a data file in any format tunesmith reads")
+    ] = None,
     task: Annotated[
         str | None, typer.Option("--task", help="task of plain models (runs know theirs)")
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="write the metrics to this JSON file")
     ] = None,
+    bias: Annotated[
+        bool, typer.Option("--bias", help="counterfactual bias probe: base vs tuned gap per group")
+    ] = False,
+    bias_pairs: Annotated[
+        Path | None, typer.Option("--bias-pairs", help="your own pairs (default: shipped set)")
+    ] = None,
 ) -> None:
     """Task metrics (and eval loss) of runs and models on one data file; runs of one method share one base.
+    With --bias: whether fine-tuning widened the log-likelihood gap between counterfactual sentences.
 
     Example: tunesmith eval runs/sentiment --data examples/sentiment/eval.jsonl --json metrics.json
     """
@@ -103,6 +112,20 @@ def eval_command(
     from tunesmith.evaluate.table import print_metrics
 
     _quiet()
+    if bias:
+        from tunesmith.evaluate.runs import bias_report
+
+        report = bias_report(targets, bias_pairs)
+        for name, result in report.items():
+            typer.echo(f"{name}: widened groups: {', '.join(result['widened_groups']) or 'none'}")
+            for group, gap in result["tuned"].items():
+                typer.echo(f"  {group}: gap {result['base'][group]:.3f} (base) → {gap:.3f} (tuned)")
+        if json_out is not None:
+            _write_json(json_out, {"bias": report})
+        if data is None:
+            return
+    if data is None:
+        raise UserError("--data FILE is required (or --bias for the bias probe alone)")
     results = evaluate_targets(targets, data, task)
     print_metrics(results)
     if json_out is not None:

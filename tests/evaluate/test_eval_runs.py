@@ -119,3 +119,29 @@ def test_generation_refuses_an_empty_target(
     config = make_config(task="generation", data={"train": str(write_jsonl(tmp_path / "sum.jsonl", rows))})
     with pytest.raises(UserError, match=r"sum.jsonl:2: the target \(the answer to generate\) is empty"):
         train(config, quiet=True)
+
+
+def test_bias_probe_base_vs_tuned(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path, capsys: Any
+) -> None:
+    run = train(make_config(train={"max_steps": 4, "lr": 2e-2}), quiet=True)
+    out = tmp_path / "bias.json"
+    main(["eval", str(run.run_dir), "--bias", "--json", str(out)])
+    report = json.loads(out.read_text())["bias"]["t"]
+    assert set(report["base"]) == {"gender", "religion", "ethnicity", "age"}
+    assert all(gap >= 0 for gap in [*report["base"].values(), *report["tuned"].values()])
+    assert report["base"] != report["tuned"]  # training moved the model
+    assert report["widened"] == bool(report["widened_groups"])
+    assert "widened groups" in capsys.readouterr().out
+
+
+def test_bias_pairs_file_errors(tmp_path: Path) -> None:
+    from tunesmith.errors import UserError
+    from tunesmith.evaluate.bias import load_pairs
+
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(json.dumps({"group": "g", "template": "no placeholder", "a": "x", "b": "y"}) + "\n")
+    with pytest.raises(
+        UserError, match=r"pairs.jsonl:1: a bias pair needs group, template \(with \{term\}\), a and b"
+    ):
+        load_pairs(bad)

@@ -136,3 +136,19 @@ def _example_inputs(data: PreparedData) -> list[tuple[str, str]]:
     if data.eval_labeled:
         return [(r.text, str(r.label)) for r in data.eval_labeled]
     return [(r.prompt_messages()[-1].content, r.last_answer()) for r in data.eval_records]
+
+
+def bias_report(texts: list[str], pairs_file: Path | None) -> dict[str, dict[str, Any]]:
+    """For every run: the bias probe's gap per group for its base model and for the tuned model."""
+    from tunesmith.evaluate.bias import compare_gaps, group_gaps, load_pairs
+
+    pairs = load_pairs(pairs_file)
+    report = {}
+    for target in resolve_targets(texts, "instruction"):
+        if target.run is None:
+            raise UserError(f"--bias compares a run with its base model; {target.name} is not a run folder")
+        _, base, tokenizer = load_base(target.run)
+        before = group_gaps(base, tokenizer, pairs)
+        tuned = target.run.method.load_trained(base, target.run.final)
+        report[target.name] = compare_gaps(before, group_gaps(tuned, tokenizer, pairs))
+    return report

@@ -1,0 +1,115 @@
+"""`tunesmith data check` throughput on a generated data set, against reading the same file with pandas
+(the floor any checker pays to look at every record).
+
+    make bench-data     (or: .venv/bin/python benchmarks/bench_data_check.py --records 100000)
+
+Prints records/s of the checks without the tokenizer and language ones (target ≥ 5,000 rec/s),
+the language check on its own, the whole run, and peak memory (RSS) at two file sizes, so growth with
+the file size is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ["card", "payment", "refund", "account", "transfer", "limit", "fraud", "alert"]
+WORDS += ["branch", "loan", "savings", "deposit", "fee", "balance", "app"]
+
+
+def make_file(path: Path, records: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as handle:
+        for i in range(records):
+            question = " ".join(rng.choice(WORDS) for _ in range(12)) + f" #{i}"
+            answer = " ".join(rng.choice(WORDS) for _ in range(25))
+            if i % 97 == 0:
+                answer += f" mail me at user{i}@example.com"
+            handle.write(json.dumps({"instruction": question, "output": answer}) + "\n")
+
+
+def measure(path: Path, records: int) -> dict[str, float]:
+    from tunesmith.data.quality.bias_signals import check_bias_signals
+    from tunesmith.data.quality.checks import CheckOptions
+    from tunesmith.data.quality.duplicates import check_duplicates
+    from tunesmith.data.quality.items import load_items
+    from tunesmith.data.quality.language import check_languages
+    from tunesmith.data.quality.pii import check_pii
+    from tunesmith.data.quality.report import Report
+    from tunesmith.data.quality.structure import check_labels, check_structure
+
+    options = CheckOptions()
+    started = time.perf_counter()
+    items = load_items(path)
+    report = Report(records=len(items))
+    check_structure(items, report)
+    check_labels(items, None, report)
+    check_duplicates(items, report, options.near_threshold, options.shingle_words)
+    check_pii(items, report)
+    check_bias_signals(items, report)
+    core = time.perf_counter() - started
+    started = time.perf_counter()
+    check_languages(items, report)
+    language = time.perf_counter() - started
+    return {
+        "records": records,
+        "core_records_per_s": records / core,
+        "language_records_per_s": records / language,
+        "total_s": core + language,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def pandas_read(path: Path) -> float:
+    import pandas as pd
+
+    started = time.perf_counter()
+    pd.read_json(path, lines=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.records)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (args.records // 4, args.records):
+            path = Path(tmp) / f"data-{size}.jsonl"
+            make_file(path, size)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", str(path), "--records", str(size)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            try:
+                results[-1]["pandas_read_s"] = pandas_read(path)
+            except ImportError:
+                results[-1]["pandas_read_s"] = float("nan")
+    print(
+        "| records | core checks rec/s | language rec/s | whole check s | pandas read s | ratio | peak RSS MB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        ratio = r["total_s"] / r["pandas_read_s"]
+        print(
+            f"| {r['records']:,} | {r['core_records_per_s']:,.0f} | {r['language_records_per_s']:,.0f} | {r['total_s']:.1f} "
+            f"| {r['pandas_read_s']:.2f} | {ratio:.1f}× | {r['peak_rss_mb']:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
