@@ -13,14 +13,18 @@ from tunesmith.data.quality.text import fingerprint, shingles
 NUM_PERM = 128
 # LSH tuned for recall (a missed duplicate costs more than a candidate pair, which is then verified)
 LSH_WEIGHTS = (0.2, 0.8)
+_PERMUTATIONS: Any = None
 
 
 def minhash(text: str, n: int):  # type: ignore[no-untyped-def]
     from datasketch import MinHash
 
-    signature = MinHash(num_perm=NUM_PERM)
-    for shingle in shingles(text, n):
-        signature.update(shingle.encode())
+    global _PERMUTATIONS
+    if _PERMUTATIONS is None:  # generating the permutations is most of a MinHash's cost: share them
+        template = MinHash(num_perm=NUM_PERM)
+        _PERMUTATIONS = (template.permutations, template.scheme)
+    signature = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS[0], scheme=_PERMUTATIONS[1])
+    signature.update_batch([s.encode() for s in shingles(text, n)])  # vectorised over the shingles
     return signature
 
 

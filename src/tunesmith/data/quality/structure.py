@@ -45,7 +45,12 @@ def check_structure(items: list[Item], report: Report) -> None:
 def check_encoding(items: list[Item], report: Report) -> None:
     import ftfy
 
-    mojibake = [i.index for i in items if any(ftfy.fix_text(t) != t for t in i.texts.values() if t)]
+    # pure ASCII cannot be mojibake: only other texts go through ftfy (the slow part of the check)
+    mojibake = [
+        i.index
+        for i in items
+        if any(ftfy.fix_text(t) != t for t in i.texts.values() if t and not t.isascii())
+    ]
     control = [i.index for i in items if any(CONTROL.search(t) for t in i.texts.values())]
     report.sections["encoding_damage"] = mojibake
     report.sections["control_characters"] = control
