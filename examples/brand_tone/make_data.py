@@ -37,12 +37,16 @@ PAIRS = [
 ]
 
 
-def rows(n: int, seed: int) -> list[dict[str, str]]:
+# held-out messages are about other things, so no eval record repeats a training record verbatim
+EVAL_ITEMS = ["voucher", "backorder", "warranty claim", "bike rack", "rental booking"]
+
+
+def rows(n: int, seed: int, items: list[str] = ITEMS) -> list[dict[str, str]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         plain, branded = PAIRS[i % len(PAIRS)]
-        values = {"item": rng.choice(ITEMS), "day": rng.choice(DAYS), "n": rng.choice([2, 3, 5, 10])}
+        values = {"item": rng.choice(items), "day": rng.choice(DAYS), "n": rng.choice([2, 3, 5, 10])}
         out.append(
             {
                 "instruction": "Rewrite this message in the Northwind Outfitters voice.",
@@ -56,8 +60,8 @@ def rows(n: int, seed: int) -> list[dict[str, str]]:
 
 def main() -> None:
     here = Path(__file__).parent
-    for name, n, seed in (("train.jsonl", 120, 0), ("eval.jsonl", 24, 1)):
-        (here / name).write_text("".join(json.dumps(r) + "\n" for r in rows(n, seed)))
+    for name, rows_ in (("train.jsonl", rows(120, 0)), ("eval.jsonl", rows(24, 1, EVAL_ITEMS))):
+        (here / name).write_text("".join(json.dumps(r) + "\n" for r in rows_))
 
 
 if __name__ == "__main__":

@@ -48,20 +48,24 @@ NEUTRAL = [
 ]
 
 
-def rows(n: int, seed: int) -> list[dict[str, str]]:
+# held-out reviews name other products, so no eval record repeats a training record verbatim
+EVAL_PRODUCTS = ["kayak", "compass", "map case", "gaiters", "thermos", "tarp", "camp chair"]
+
+
+def rows(n: int, seed: int, products: list[str] = PRODUCTS) -> list[dict[str, str]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         label, templates = [("positive", POSITIVE), ("negative", NEGATIVE), ("neutral", NEUTRAL)][i % 3]
-        out.append({"review": rng.choice(templates).format(p=rng.choice(PRODUCTS)), "sentiment": label})
+        out.append({"review": rng.choice(templates).format(p=rng.choice(products)), "sentiment": label})
     rng.shuffle(out)
     return out
 
 
 def main() -> None:
     here = Path(__file__).parent
-    for name, n, seed in (("train.jsonl", 150, 0), ("eval.jsonl", 45, 1)):
-        (here / name).write_text("".join(json.dumps(r) + "\n" for r in rows(n, seed)))
+    for name, rows_ in (("train.jsonl", rows(150, 0)), ("eval.jsonl", rows(45, 1, EVAL_PRODUCTS))):
+        (here / name).write_text("".join(json.dumps(r) + "\n" for r in rows_))
 
 
 if __name__ == "__main__":

@@ -28,11 +28,22 @@ class CheckOptions:
     fast: bool = False  # only the cheap checks (what `train` runs before every run)
 
 
+def record_format(cfg: RunConfig | None) -> tuple[str, dict[str, str]]:
+    """The record format and column mapping the run's task reads its data with."""
+    if cfg is None:
+        return "auto", {}
+    if cfg.task.name == "classification":
+        columns = {"text": cfg.data.text_field, "label": cfg.data.label_field}
+        if cfg.data.text_pair_field:
+            columns["text_pair"] = cfg.data.text_pair_field
+        return "classification", columns
+    return cfg.data.format, dict(cfg.data.columns)
+
+
 def run_checks(
     train_path: Path, eval_path: Path | None, cfg: RunConfig | None, tokenizer: Any, options: CheckOptions
 ) -> tuple[Report, list[Item]]:
-    fmt = cfg.data.format if cfg is not None else "auto"
-    columns = dict(cfg.data.columns) if cfg is not None else {}
+    fmt, columns = record_format(cfg)
     items = load_items(train_path, fmt, columns)
     report = Report(records=len(items))
     held = load_items(eval_path, fmt, columns) if eval_path is not None else None
