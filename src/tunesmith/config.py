@@ -313,6 +313,12 @@ class TrainConfig(Section):
     log_every_steps: int = Field(1, ge=1)
 
 
+class EarlyStoppingConfig(Section):
+    metric: Literal["eval_loss"] = Field("eval_loss", description="the metric watched (lower is better)")
+    patience: int = Field(3, ge=1, description="evaluations without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="smallest decrease that counts as an improvement")
+
+
 class EvalConfig(Section):
     none: bool = Field(False, description="turn evaluation off")
     every_steps: int | None = Field(None, ge=1, description="evaluation cadence (also before and after)")
@@ -320,6 +326,9 @@ class EvalConfig(Section):
     num_samples: int = Field(2, ge=0, description="sample answers generated before and after training")
     max_new_tokens: int = Field(64, ge=1, description="generation: new tokens per answer at most")
     stop: list[str] = Field(default_factory=list, description="generation: strings that end an answer")
+    early_stopping: EarlyStoppingConfig | None = Field(
+        None, description="stop when eval_loss stops improving; the best step's weights become final/"
+    )
     generation_limit: int | None = Field(
         None, ge=1, description="generation / classification metrics on at most this many eval records"
     )
@@ -363,6 +372,8 @@ class RunConfig(Section):
             problems.append("data.eval and data.eval_split are both set; keep one")
         if self.train.max_steps is not None and self.train.epochs is not None:
             problems.append("train.max_steps and train.epochs are both set; keep one")
+        if self.eval.early_stopping is not None and (self.eval.every_steps is None or self.eval.none):
+            problems.append("eval.early_stopping needs evaluations during training: set eval.every_steps")
         if self.method.name in UNPACKABLE_METHODS and self.data.packing:
             problems.append(
                 f"data.packing: true does not work with method.name={self.method.name} "

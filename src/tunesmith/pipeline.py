@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
-from tunesmith.engine.callbacks import Callback, Event, LoopState
+from tunesmith.engine.callbacks import Callback, EarlyStopping, Event, LoopState
 from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
 from tunesmith.engine.optim import build_optimizer, build_scheduler
@@ -239,7 +241,21 @@ def _train_prepared(
     )
     if resume:
         state = _restore(run, wrapped, optimizer, scheduler, state)
-    all_callbacks = [reporter.callback, *callbacks]
+    best_weights: dict[str, Any] = {}
+    stopping = cfg.eval.early_stopping
+
+    def keep_best(step: int) -> None:
+        if stopping is not None:  # the best step's trainable weights, to become final/
+            best_weights.clear()
+            best_weights.update(
+                {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+            )
+
+    # without eval.early_stopping the tracker only records the best step (patience never runs out)
+    tracker = EarlyStopping(
+        stopping.patience if stopping else 10**9, stopping.min_delta if stopping else 0.0, keep_best
+    )
+    all_callbacks: list[Callback] = [reporter.callback, tracker, *callbacks]
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
@@ -268,10 +284,22 @@ def _train_prepared(
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
     checkpoint(state.step)
     answers_after = _sample_answers(cfg, data, model, renderer)
+    if best_weights and tracker.best_step != state.step:  # early stopping: the best step becomes final/
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in best_weights.items():
+                params[name].copy_(value.to(params[name].device))
+        eval_after = evaluate()
     _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
     summary["trainable_state_mb"] = state_mb
+    summary.update(
+        best_step=tracker.best_step,
+        best_eval_loss=tracker.best_loss,
+        stopped_early=state.stop_reason is not None,
+        stop_reason=state.stop_reason or f"reached {state.total_steps} steps",
+    )
     summary["eval_before"] = before.get("eval_before")
     summary["eval_after"] = task_eval(eval_after)
     # scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)

@@ -51,7 +51,7 @@ def peak_memory_mb() -> float:
 
 
 def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
-    while state.step < state.total_steps:
+    while state.step < state.total_steps and state.stop_reason is None:
         record = train_step(parts, state)
         emit(parts.callbacks, Event.STEP_END, state, record)
         if (
