@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_reco
 from tunesmith.errors import UserError
 
 DEFAULT_EVAL_SPLIT = 0.1
+T = TypeVar("T")
 
 
 @dataclass
@@ -88,3 +90,14 @@ def prepare_file(path: str, cfg: RunConfig, tokenizer: Any, renderer: ChatRender
     if not samples:
         raise UserError(f"{path}: no sample is left after tokenization; check the file and data.max_length")
     return samples
+
+
+def train_and_held(cfg: RunConfig, read: Callable[[Any], list[T]]) -> tuple[list[T], list[T]]:
+    """(train, held-out) for tasks that read their own records: `data.eval` when given, else a seeded
+    `data.eval_split` share (default 0.1) of train; no held-out data with `eval.none`."""
+    train = read(cfg.data.train)
+    if cfg.eval.none:
+        return train, []
+    if cfg.data.eval is not None:
+        return train, read(cfg.data.eval)
+    return split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tunesmith.config import DataConfig, SourceConfig
 from tunesmith.data.formats import FORMATS, detect_format
@@ -62,7 +63,10 @@ def mix_sources(sources: list[LoadedSource], seed: int) -> list[Record]:
     return mixed
 
 
-def split_eval(records: list[Record], share: float, seed: int) -> tuple[list[Record], list[Record]]:
+T = TypeVar("T")
+
+
+def split_eval(records: list[T], share: float, seed: int) -> tuple[list[T], list[T]]:
     """Carve a held-out share (at least one record) from train with a fixed seed."""
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)

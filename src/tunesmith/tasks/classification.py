@@ -22,9 +22,9 @@ from torch import nn
 
 from tunesmith.config import RunConfig, SourceConfig
 from tunesmith.data.packing import collate
-from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData, token_stats
+from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
 from tunesmith.data.records import Conversation, LabeledText, Message, TokenizedSample
-from tunesmith.data.sources import load_source, normalise_sources, split_eval
+from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import (
     IGNORE,
     ChatRenderer,
@@ -49,17 +49,7 @@ class ClassificationTask(TaskDefaults):
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        train = read_labeled(cfg.data.train, cfg)
-        held: list[LabeledText] = []
-        if not cfg.eval.none:
-            if cfg.data.eval is not None:
-                held = read_labeled(cfg.data.eval, cfg)
-            else:
-                split = split_eval(list(train), cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
-                train, held = (
-                    [r for r in split[0] if isinstance(r, LabeledText)],
-                    [r for r in split[1] if isinstance(r, LabeledText)],
-                )
+        train, held = train_and_held(cfg, lambda spec: read_labeled(spec, cfg))
         labels = labels or label_names(train)
         if len(labels) < 2:
             raise UserError(

@@ -21,9 +21,9 @@ from torch import nn
 
 from tunesmith.config import RunConfig, SourceConfig, TaskConfig
 from tunesmith.data.packing import Batch, collate, collate_pairs
-from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData, token_stats
+from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample, UnpairedFeedback
-from tunesmith.data.sources import load_source, normalise_sources, split_eval
+from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
@@ -49,13 +49,7 @@ class DpoTask(InstructionTask):
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         kind = UnpairedFeedback if cfg.task.loss == "kto" else PreferencePair
-        train = read_feedback(cfg.data.train, cfg, kind)
-        held: list[Any] = []
-        if not cfg.eval.none:
-            if cfg.data.eval is not None:
-                held = read_feedback(cfg.data.eval, cfg, kind)
-            else:
-                train, held = split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
+        train, held = train_and_held(cfg, lambda spec: read_feedback(spec, cfg, kind))
         report = tokenize_feedback(train, tokenizer, needs_renderer(renderer), cfg)
         return PreparedData(
             train=report.samples,

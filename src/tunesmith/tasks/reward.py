@@ -14,9 +14,8 @@ from torch import nn
 
 from tunesmith.config import RunConfig
 from tunesmith.data.packing import Batch, collate_pairs
-from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData
+from tunesmith.data.prepare import PreparedData, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample
-from tunesmith.data.sources import split_eval
 from tunesmith.data.templates import IGNORE, ChatRenderer, TokenizeReport
 from tunesmith.models.load import ModelSource
 from tunesmith.objectives.reward import bradley_terry_loss
@@ -33,13 +32,7 @@ class RewardTask(TaskDefaults):
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        train = read_feedback(cfg.data.train, cfg, PreferencePair)
-        held: list[Any] = []
-        if not cfg.eval.none:
-            if cfg.data.eval is not None:
-                held = read_feedback(cfg.data.eval, cfg, PreferencePair)
-            else:
-                train, held = split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
+        train, held = train_and_held(cfg, lambda spec: read_feedback(spec, cfg, PreferencePair))
         report = tokenize_pairs(train, tokenizer, cfg)
         lengths = [len(s) for s in report.samples]
         return PreparedData(

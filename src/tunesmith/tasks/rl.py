@@ -12,7 +12,6 @@ KL(π ‖ ref)).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from torch import nn
 
 from tunesmith.config import RunConfig, SourceConfig
 from tunesmith.data.packing import Batch, collate
-from tunesmith.data.prepare import DEFAULT_EVAL_SPLIT, PreparedData
+from tunesmith.data.prepare import PreparedData, train_and_held
 from tunesmith.data.records import TokenizedSample, prompt_of
 from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import IGNORE, ChatRenderer
@@ -54,15 +53,7 @@ class GrpoTask(InstructionTask):
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         self.rewards = load_reward_source(cfg.task)  # fails on a bad function before anything trains
-        prompts = read_prompts(cfg.data.train, cfg, needs_renderer(renderer))
-        held: list[TokenizedSample] = []
-        if not cfg.eval.none:
-            if cfg.data.eval is not None:
-                held = read_prompts(cfg.data.eval, cfg, needs_renderer(renderer))
-            else:
-                prompts, held = split_held_out(
-                    prompts, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed
-                )
+        prompts, held = train_and_held(cfg, lambda spec: read_prompts(spec, cfg, needs_renderer(renderer)))
         lengths = [len(s) for s in prompts]
         stats = {"prompts": len(prompts), "mean_prompt_tokens": sum(lengths) / max(len(lengths), 1)}
         return PreparedData(train=prompts, eval=held, eval_records=[], formats=["prompts"], stats=stats)
@@ -207,18 +198,6 @@ def mean_log_ratio(model: nn.Module, method: Any, samples: list[TokenizedSample]
     with base_only(model, method):
         ref, _ = token_logps(lm, ids, labels, mask)
     return float((policy - ref).mean()) if policy.numel() else 0.0
-
-
-def split_held_out(
-    samples: list[TokenizedSample], share: float, seed: int
-) -> tuple[list[TokenizedSample], list[TokenizedSample]]:
-    """A seeded held-out share (at least one) of the prompts."""
-    order = list(range(len(samples)))
-    random.Random(seed).shuffle(order)
-    held = set(order[: max(1, round(share * len(samples)))])
-    return [s for i, s in enumerate(samples) if i not in held], [
-        s for i, s in enumerate(samples) if i in held
-    ]
 
 
 def stop_tokens(tokenizer: Any, renderer: ChatRenderer | None) -> list[int]:
