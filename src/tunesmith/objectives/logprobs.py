@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tunesmith.data.packing import collate
+from tunesmith.data.records import TokenizedSample
 from tunesmith.objectives.causal_lm import causal_lm_loss_sum
 
 IGNORE = -100
@@ -106,3 +108,23 @@ class TrainedTokenLM(nn.Module):
             0, rows, torch.ones_like(token_logps)
         )
         return sums, counts
+
+
+@torch.no_grad()
+def sequence_logps(
+    lm: TrainedTokenLM, samples: list[TokenizedSample], batch_size: int, with_counts: bool = False
+) -> Any:
+    """Summed answer log-probs of every sample (and, with_counts, their answer lengths)."""
+    was_training = lm.training
+    lm.eval()
+    device = next(lm.parameters()).device
+    sums: list[float] = []
+    counts: list[float] = []
+    for start in range(0, len(samples), batch_size):
+        batch = collate([[s] for s in samples[start : start + batch_size]], 0, packed=False)
+        mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+        s, c = lm.answer_logps(batch.input_ids.to(device), batch.labels.to(device), mask)
+        sums.extend(s.tolist())
+        counts.extend(c.tolist())
+    lm.train(was_training)
+    return (sums, counts) if with_counts else sums

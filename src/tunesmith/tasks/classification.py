@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from tunesmith.config import RunConfig, SourceConfig
-from tunesmith.data.packing import collate
 from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
 from tunesmith.data.records import Conversation, LabeledText, Message, TokenizedSample
 from tunesmith.data.sources import load_source, normalise_sources
@@ -36,7 +35,7 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
 from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
-from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
 from tunesmith.tasks.base import TaskDefaults
 from tunesmith.tasks.instruction import needs_renderer
 
@@ -228,7 +227,7 @@ def predict(
     try:
         if cfg.sequence_head:
             return _predict_with_head(model, tokenizer, cfg, records, device)
-        return _predict_by_scoring(model, needs_renderer(renderer), cfg, records, labels, device)
+        return _predict_by_scoring(model, needs_renderer(renderer), cfg, records, labels)
     finally:
         model.train(was_training)
 
@@ -262,7 +261,6 @@ def _predict_by_scoring(
     cfg: RunConfig,
     records: list[LabeledText],
     labels: list[str],
-    device: Any,
 ) -> list[int]:
     candidates = [
         tokenize_conversation(
@@ -273,28 +271,6 @@ def _predict_by_scoring(
         for r in records
         for name in labels
     ]
-    scores = answer_logprobs(
-        model, candidates, renderer.tokenizer.pad_token_id, cfg.eval.batch_size or 8, device
-    )
+    scores = sequence_logps(TrainedTokenLM(model), candidates, cfg.eval.batch_size or 8)
     per_record = torch.tensor(scores).view(len(records), len(labels))
     return per_record.argmax(-1).tolist()  # type: ignore[no-any-return]
-
-
-def answer_logprobs(
-    model: nn.Module, samples: list[TokenizedSample], pad_id: int, batch_size: int, device: Any
-) -> list[float]:
-    """Σ log p(token) over each sample's trained (answer) tokens."""
-    out: list[float] = []
-    for start in range(0, len(samples), batch_size):
-        batch = collate([[s] for s in samples[start : start + batch_size]], pad_id, packed=False)
-        logits = model(
-            input_ids=batch.input_ids.to(device),
-            attention_mask=batch.attention_mask.to(device),  # type: ignore[union-attr]
-        ).logits[:, -batch.input_ids.shape[1] : -1]  # (B, T-1, V); prompt tuning's virtual positions dropped
-        targets = batch.labels[:, 1:].to(device)  # (B, T-1)
-        trained = targets != IGNORE
-        logprobs = (
-            torch.log_softmax(logits.float(), -1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        )
-        out.extend((logprobs * trained).sum(-1).tolist())
-    return out

@@ -28,7 +28,7 @@ from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_reco
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.objectives.kto import kto_loss, kto_reference_point
-from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
 from tunesmith.objectives.preference import (
     dpo_sigmoid_loss,
     ipo_loss,
@@ -168,26 +168,6 @@ class PreferenceObjective(nn.Module):
             return ipo_loss(logits, task.beta).sum()
         smoothing = task.label_smoothing if task.loss == "cdpo" else 0.0
         return dpo_sigmoid_loss(logits, task.beta, smoothing).sum()
-
-
-@torch.no_grad()
-def sequence_logps(
-    lm: TrainedTokenLM, samples: list[TokenizedSample], batch_size: int, with_counts: bool = False
-) -> Any:
-    """Summed answer log-probs of every sample (and, with_counts, their answer lengths)."""
-    was_training = lm.training
-    lm.eval()
-    device = next(lm.parameters()).device
-    sums: list[float] = []
-    counts: list[float] = []
-    for start in range(0, len(samples), batch_size):
-        batch = collate([[s] for s in samples[start : start + batch_size]], 0, packed=False)
-        mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
-        s, c = lm.answer_logps(batch.input_ids.to(device), batch.labels.to(device), mask)
-        sums.extend(s.tolist())
-        counts.extend(c.tolist())
-    lm.train(was_training)
-    return (sums, counts) if with_counts else sums
 
 
 def read_feedback(spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type) -> list[Any]:
