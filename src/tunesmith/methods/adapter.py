@@ -26,7 +26,14 @@ from tunesmith.methods.tensor_files import (
     load_trained_tensors,
     save_trained_tensors,
 )
-from tunesmith.models.anatomy import ATTENTION_OUTPUTS, MLP_OUTPUTS, find_blocks, find_sublayer, task_head
+from tunesmith.models.anatomy import (
+    ATTENTION_OUTPUTS,
+    MLP_OUTPUTS,
+    find_blocks,
+    find_sublayer,
+    hidden_size_of,
+    task_head,
+)
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 SLOT = "tunesmith_adapters"  # attribute of the sublayer holding its AdapterSlot
@@ -66,19 +73,11 @@ def _after_sublayer(module: nn.Module, args: Any, output: Any) -> Any:
     return slot(output)
 
 
-def hidden_size_of(model_config: Any) -> int:
-    for key in ("hidden_size", "n_embd", "d_model", "dim"):
-        value = getattr(model_config, key, None)
-        if isinstance(value, int):
-            return value
-    raise UserError(f"cannot read the hidden size of {type(model_config).__name__} for method adapter")
-
-
 class AdapterMethod(MethodDefaults):
     name = "adapter"
 
     def check_model(self, cfg: RunConfig, model_config: Any) -> None:
-        hidden = hidden_size_of(model_config)
+        hidden = hidden_size_of(model_config, "method adapter")
         if hidden // cfg.method.reduction_factor < 1:
             raise UserError(
                 f"method.reduction_factor: {cfg.method.reduction_factor} leaves no bottleneck for hidden size "
@@ -140,7 +139,7 @@ class AdapterMethod(MethodDefaults):
 
 def add_adapters(model: nn.Module, settings: dict[str, Any], name: str) -> None:
     """Create adapter `name` at every place its placement asks for (slots and hooks on first use)."""
-    hidden = hidden_size_of(model.config)  # type: ignore[union-attr]
+    hidden = hidden_size_of(model.config, "method adapter")  # type: ignore[union-attr]
     size = hidden // int(settings["reduction_factor"])
     places = (ATTENTION_OUTPUTS, MLP_OUTPUTS) if settings["placement"] == "houlsby" else (MLP_OUTPUTS,)
     for block in find_blocks(model):

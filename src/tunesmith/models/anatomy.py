@@ -95,3 +95,12 @@ def check_targets(model: nn.Module, targets: list[str], key: str) -> None:
             f"{key}: {', '.join(missing)} match no module of {type(model).__name__}; "
             f"candidates: {', '.join(candidates)}"
         )
+
+
+def hidden_size_of(model_config: Any, user: str) -> int:
+    """The width of the residual stream, whatever the family calls it; `user` names who asks."""
+    for key in ("hidden_size", "n_embd", "d_model", "dim"):
+        value = getattr(model_config, key, None)
+        if isinstance(value, int):
+            return value
+    raise UserError(f"cannot read the hidden size of {type(model_config).__name__} for {user}")

@@ -30,6 +30,16 @@ def _adds_virtual_tokens(model: nn.Module) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
+def _trained_positions(
+    input_ids: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(targets at trained positions (N,), the (B, T-1) mask of them, the row of each (N,))."""
+    targets = labels[:, 1:]  # (B, T-1): position t predicts token t+1
+    trained = targets != IGNORE
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(targets)[trained]
+    return targets[trained], trained, rows
+
+
 class TrainedTokenLM(nn.Module):
     """forward(batch tensors) → loss summed over trained tokens, for causal-LM training and evaluation."""
 
@@ -43,20 +53,20 @@ class TrainedTokenLM(nn.Module):
         self.direct = self.direct and not _adds_virtual_tokens(model)
 
     def trained_hidden(
-        self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        labels: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(last hidden state before each trained token (N, H), targets (N,), rows (N,)); PPO's value head
-        reads the same states the output projection does."""
-        targets = labels[:, 1:]
-        trained = targets != IGNORE
-        plain = _plain_model(self.model)
-        hidden = plain.get_decoder()(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
-        rows = (
-            torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(targets)[trained]
-        )
-        return hidden[:, :-1][trained], targets[trained], rows
+        """(last hidden state before each trained token (N, H), targets (N,), rows (N,)); the output
+        projection (and PPO's value head) read these states. Direct path only."""
+        targets, trained, rows = _trained_positions(input_ids, labels)
+        decoder = _plain_model(self.model).get_decoder()
+        hidden = decoder(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state  # (B, T, H)
+        return hidden[:, :-1][trained], targets, rows
 
     def output_projection(self, hidden: torch.Tensor) -> torch.Tensor:
         return _plain_model(self.model).get_output_embeddings()(hidden)  # type: ignore[no-any-return]
@@ -69,20 +79,14 @@ class TrainedTokenLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logits (N, V), targets (N,), row of each (N,)) at the N trained positions."""
-        targets = labels[:, 1:]  # (B, T-1)
-        trained = targets != IGNORE
-        kwargs = {"position_ids": position_ids, "attention_mask": attention_mask, "use_cache": False}
-        plain = _plain_model(self.model)
         if self.direct:
-            hidden = plain.get_decoder()(input_ids=input_ids, **kwargs).last_hidden_state  # (B, T, H)
-            logits = plain.get_output_embeddings()(hidden[:, :-1][trained])  # (N, V)
-        else:
-            # prompt tuning returns V virtual positions first: keep the last T
-            logits = self.model(input_ids=input_ids, **kwargs).logits[:, -input_ids.shape[1] : -1][trained]
-        rows = (
-            torch.arange(input_ids.shape[0], device=input_ids.device).unsqueeze(1).expand_as(targets)[trained]
-        )
-        return logits, targets[trained], rows
+            hidden, targets, rows = self.trained_hidden(input_ids, labels, attention_mask, position_ids)
+            return self.output_projection(hidden), targets, rows  # (N, V)
+        targets, trained, rows = _trained_positions(input_ids, labels)
+        kwargs = {"position_ids": position_ids, "attention_mask": attention_mask, "use_cache": False}
+        # prompt tuning returns V virtual positions first: keep the last T
+        logits = self.model(input_ids=input_ids, **kwargs).logits[:, -input_ids.shape[1] : -1][trained]
+        return logits, targets, rows
 
     def forward(
         self,

@@ -27,6 +27,7 @@ from tunesmith.data.templates import IGNORE, ChatRenderer
 from tunesmith.engine.rollout import sample_completions
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
+from tunesmith.models.anatomy import hidden_size_of
 from tunesmith.objectives.grpo import group_advantages, grpo_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
 from tunesmith.objectives.ppo import (
@@ -244,7 +245,7 @@ class PpoTask(GrpoTask):
                 "task ppo needs the hidden states to feed the output layer directly, which "
                 f"method {cfg.method.name} (or this model) does not allow; use lora"
             )
-        hidden_size = _plain_hidden_size(model)
+        hidden_size = hidden_size_of(model.config, "task ppo")  # type: ignore[union-attr]
         self.value_head = nn.Linear(hidden_size, 1).to(next(model.parameters()).device)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
@@ -411,9 +412,3 @@ def reuse_rollouts(rollout: Callable[..., Batch], epochs: int, grad_accum: int) 
         return cache[micro]
 
     return reused
-
-
-def _plain_hidden_size(model: nn.Module) -> int:
-    get_base = getattr(model, "get_base_model", None)
-    plain: Any = get_base() if callable(get_base) else model
-    return int(plain.config.hidden_size)
