@@ -121,10 +121,10 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
     if cfg.data.checks == "off":
         return []
     from tunesmith.data.quality.checks import CheckOptions, run_checks
+    from tunesmith.data.sources import normalise_sources
 
     def paths(spec: Any) -> list[Path]:
-        items = [spec] if isinstance(spec, str) else (spec or [])
-        return [Path(s if isinstance(s, str) else s.path) for s in items]
+        return [Path(source.path) for source in normalise_sources(spec, cfg.data)] if spec else []
 
     eval_paths = paths(cfg.data.eval)
     notes = []
