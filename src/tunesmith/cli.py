@@ -23,6 +23,8 @@ config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 data_app = typer.Typer(help="Check and clean data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+runs_app = typer.Typer(help="List and show the runs of the run registry.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
 DEBUG = {"on": False}
 
 
@@ -51,6 +53,10 @@ def train(
 
     result = run_train(config, overrides or [], resume=resume, overwrite=overwrite, quiet=quiet)
     typer.echo(f"run folder: {result.run_dir}")
+    failed = [g["message"] for g in result.summary.get("gates", []) if not g["passed"]]
+    if failed:  # a finished run below its quality gates: automation must not take it for a success
+        typer.echo(f"failed gate: {'; '.join(failed)}", err=True)
+        raise SystemExit(3)
 
 
 @config_app.command("show")
@@ -222,7 +228,7 @@ def data_check(
 
     Example: tunesmith data check examples/demo/train.jsonl --eval examples/demo/eval.jsonl --config examples/demo/config.yaml
     """
-    from tunesmith.data.quality.checks import CheckOptions, run_checks
+    from tunesmith.data.quality.checks import CheckOptions, record_format, run_checks
     from tunesmith.data.quality.fix import write_fixed
     from tunesmith.data.quality.html import render_html
     from tunesmith.runs.folder import atomic_write_text
@@ -235,19 +241,75 @@ def data_check(
 
         cfg = load_config(config)
         tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
-    report, items = run_checks(
-        data, eval_file, cfg, tokenizer, CheckOptions(near_threshold=threshold, language=language)
-    )
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    if not data.is_file():
+        raise UserError(f"data file {data} does not exist")
+    with Progress(
+        "checking", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True
+    ) as progress:
+        task = progress.add_task("check", total=data.stat().st_size)
+        report = run_checks(
+            data,
+            eval_file,
+            cfg,
+            tokenizer,
+            CheckOptions(near_threshold=threshold, language=language),
+            lambda n: progress.advance(task, n),
+        )
     print_findings(report)
     stem = data.stem
     _write_json(json_out or Path(f"{stem}-check.json"), report.to_json())
     atomic_write_text(html_out or Path(f"{stem}-check.html"), render_html(report, f"data check: {data}"))
     if fix is not None:
-        kept, removed = write_fixed(items, report, data, fix)
+        kept, removed = write_fixed(data, report, fix, *record_format(cfg))
         typer.echo(
             f"cleaned copy: {fix} ({kept} records kept, {removed} removed; "
             f"reasons in {fix.with_suffix('.removed.jsonl')})"
         )
+
+
+RootOption = Annotated[Path, typer.Option("--root", help="output root holding registry.sqlite (output.dir)")]
+
+
+@runs_app.callback()
+def runs_list(
+    ctx: typer.Context,
+    root: RootOption = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the runs as JSON")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="add rows for run folders the registry does not know")
+    ] = False,
+) -> None:
+    """List the runs under the output root: id, name, status, method, model, times, final eval loss.
+
+    Example: tunesmith runs --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from tunesmith.runs.listing import print_runs
+    from tunesmith.runs.registry import RunRegistry
+
+    registry = RunRegistry(root)
+    if rebuild:
+        typer.echo(f"added {registry.rebuild(root)} runs from the folders under {root}")
+    print_runs(registry.list(), as_json)
+
+
+@runs_app.command("show")
+def runs_show(
+    key: Annotated[str, typer.Argument(help="run id or name")],
+    root: RootOption = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the run as JSON")] = False,
+) -> None:
+    """Everything the registry knows of one run, with its summary's headline numbers.
+
+    Example: tunesmith runs show 3
+    """
+    from tunesmith.runs.listing import print_run
+    from tunesmith.runs.registry import RunRegistry
+
+    print_run(RunRegistry(root).get(key), as_json)
 
 
 def print_findings(report: Any) -> None:

@@ -319,6 +319,30 @@ class EarlyStoppingConfig(Section):
     min_delta: float = Field(0.0, ge=0, description="smallest decrease that counts as an improvement")
 
 
+class MemorizationConfig(Section):
+    samples: int = Field(16, ge=0, description="training and held-out samples probed each (0 turns it off)")
+    prefix_share: float = Field(0.5, gt=0, lt=1, description="share of the answer shown before the cut")
+    max_tokens: int = Field(32, ge=1, description="tokens after the cut the model must reproduce")
+
+
+class GateRule(Section):
+    """Thresholds one metric must meet after training, else the run's status is `failed-gate`."""
+
+    max_increase: float | None = Field(
+        None, ge=0, description="largest allowed relative rise vs before (0.1 = 10%)"
+    )
+    max_decrease: float | None = Field(None, ge=0, description="largest allowed relative drop vs before")
+    min: float | None = Field(None, description="the value after training must be at least this")
+    max: float | None = Field(None, description="the value after training must be at most this")
+    beat_base: bool = Field(False, description="must be better than before training (direction-aware)")
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> GateRule:
+        if not self.model_fields_set:
+            raise ValueError("a gate needs a rule: max_increase, max_decrease, min, max or beat_base")
+        return self
+
+
 class EvalConfig(Section):
     none: bool = Field(False, description="turn evaluation off")
     every_steps: int | None = Field(None, ge=1, description="evaluation cadence (also before and after)")
@@ -331,6 +355,23 @@ class EvalConfig(Section):
     )
     generation_limit: int | None = Field(
         None, ge=1, description="generation / classification metrics on at most this many eval records"
+    )
+    memorization: MemorizationConfig = Field(
+        default_factory=MemorizationConfig,
+        description="after training: how often training vs held-out answers are completed verbatim",
+    )
+    forgetting: bool = Field(
+        True, description="perplexity on general text before and after (forgetting watch)"
+    )
+    general_data: str | None = Field(
+        None, description="general text for the forgetting watch (default: the set shipped with tunesmith)"
+    )
+    overfit_patience: int = Field(
+        3, ge=1, description="warn when eval loss rose this many evaluations in a row while train loss fell"
+    )
+    gates: dict[str, GateRule] = Field(
+        default_factory=dict,
+        description="metric → rule, e.g. {general_perplexity: {max_increase: 0.1}, accuracy: {beat_base: true}}",
     )
 
 

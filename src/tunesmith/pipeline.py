@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,17 +25,21 @@ from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
-from tunesmith.engine.callbacks import Callback, EarlyStopping, Event, LoopState
+from tunesmith.engine.callbacks import Callback, EarlyStopping, Event, LoopState, OverfittingWatch
 from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
+from tunesmith.evaluate.forgetting import general_perplexity, general_samples
+from tunesmith.evaluate.gates import check_gates
 from tunesmith.evaluate.loss import build_eval_batches
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
 from tunesmith.models.load import load_model_config, load_tokenizer, resolve_model
 from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder
+from tunesmith.runs.record import RegistryEntry
+from tunesmith.runs.registry import final_metrics
 from tunesmith.tasks import TASKS, Task
 
 
@@ -86,6 +93,8 @@ def train(
     renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
     task = TASKS.get(cfg.task.name)
     data = task.prepare(cfg, tokenizer, renderer)  # the loaders' own errors come first
+    if cfg.eval.forgetting and not cfg.eval.none and not cfg.sequence_head:
+        data.general = general_samples(cfg, tokenizer)
     check_notes = run_fast_checks(cfg)
     reporter = Reporter(run, quiet)
     # method settings that do not fit the model fail here, before the run folder exists
@@ -99,20 +108,44 @@ def train(
     for note in check_notes:
         reporter.say(note)
     started = time.perf_counter()
+    registry = RegistryEntry.open(cfg, run, resume, reporter)
     try:
-        summary = _train_prepared(
-            cfg, run, method, task, model, tokenizer, renderer, data, reporter, resume, callbacks
-        )
+        with registry.heartbeat(), sigterm_as_interrupt():
+            summary = _train_prepared(
+                cfg, run, method, task, model, tokenizer, renderer, data, reporter, resume, callbacks
+            )
     except KeyboardInterrupt:
         _write_status(run, "interrupted", started)
+        registry.finish("interrupted", note="stopped by the user (Ctrl-C or SIGTERM)")
         raise
-    except Exception:
+    except Exception as exc:
         _write_status(run, "failed", started)
+        registry.finish("failed", note=f"{type(exc).__name__}: {exc}"[:500])
         raise
     summary["wall_s"] = time.perf_counter() - started
+    summary["registry_id"] = registry.run_id
     atomic_write_json(run.summary, summary)
+    registry.finish(summary["status"], final_metrics(summary))
     reporter.summary(summary)
     return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: status `interrupted`, not a
+    silent death. Only the main thread may set signal handlers; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_fast_checks(cfg: RunConfig) -> list[str]:
@@ -121,18 +154,14 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
     if cfg.data.checks == "off":
         return []
     from tunesmith.data.quality.checks import CheckOptions, run_checks
-    from tunesmith.data.sources import normalise_sources
 
-    def paths(spec: Any) -> list[Path]:
-        return [Path(source.path) for source in normalise_sources(spec, cfg.data)] if spec else []
-
-    eval_paths = paths(cfg.data.eval)
+    eval_paths = data_paths(cfg, cfg.data.eval)
     notes = []
-    for train_path in paths(cfg.data.train):
+    for train_path in data_paths(cfg, cfg.data.train):
         if not train_path.is_file():
             continue  # folders of .txt and missing files: the data loader reports those
         held = eval_paths[0] if len(eval_paths) == 1 and eval_paths[0].is_file() else None
-        report, _ = run_checks(train_path, held, cfg, None, CheckOptions(fast=True))
+        report = run_checks(train_path, held, cfg, None, CheckOptions(fast=True))
         if report.errors and cfg.data.checks == "error":
             first = report.errors[0]
             raise UserError(
@@ -140,6 +169,13 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
             )
         notes += [f"data check ({train_path.name}) {f.severity}: {f.message}" for f in report.findings]
     return notes
+
+
+def data_paths(cfg: RunConfig, spec: Any) -> list[Path]:
+    """The files (or folders) a data spec of the config names."""
+    from tunesmith.data.sources import normalise_sources
+
+    return [Path(source.path) for source in normalise_sources(spec, cfg.data)] if spec else []
 
 
 def build_model(
@@ -236,8 +272,15 @@ def _train_prepared(
             return metrics
         return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
 
+    def general_ppl() -> float | None:
+        if not data.general:
+            return None
+        with accelerator.autocast():
+            size = cfg.eval.batch_size or cfg.train.batch_size
+            return general_perplexity(model, data.general, tokenizer.pad_token_id, size)
+
     before = _load_or_run_before(
-        run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval
+        run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval, general_ppl
     )
     if resume:
         state = _restore(run, wrapped, optimizer, scheduler, state)
@@ -255,7 +298,8 @@ def _train_prepared(
     tracker = EarlyStopping(
         stopping.patience if stopping else 10**9, stopping.min_delta if stopping else 0.0, keep_best
     )
-    all_callbacks: list[Callback] = [reporter.callback, tracker, *callbacks]
+    watch = OverfittingWatch(cfg.eval.overfit_patience, reporter.say)  # first: it adds to the records
+    all_callbacks: list[Callback] = [watch, reporter.callback, tracker, *callbacks]
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
@@ -302,6 +346,15 @@ def _train_prepared(
     )
     summary["eval_before"] = before.get("eval_before")
     summary["eval_after"] = task_eval(eval_after)
+    with accelerator.autocast():
+        summary["memorization"] = _memorization(cfg, task, model, data, tokenizer.pad_token_id, reporter)
+    summary["overfitting"] = watch.summary()
+    summary["forgetting"] = _forgetting(before.get("general_perplexity_before"), general_ppl(), reporter)
+    summary["gates"] = check_gates(cfg.eval.gates, summary)
+    for gate in summary["gates"]:
+        reporter.say(("gate passed: " if gate["passed"] else "warning: gate failed: ") + gate["message"])
+    if not all(gate["passed"] for gate in summary["gates"]):
+        summary["status"] = "failed-gate"
     # scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)
     for when in ("before", "after"):
         for key, value in (summary[f"eval_{when}"] or {}).items():
@@ -310,6 +363,38 @@ def _train_prepared(
                 if key in ("mean_reward", "kl"):  # the RL tasks' contract names
                     summary[f"{key}_{when}"] = value
     return summary
+
+
+def _forgetting(before: float | None, after: float | None, reporter: Reporter) -> dict[str, Any] | None:
+    if before is None or after is None:
+        return None
+    change = after / before - 1
+    reporter.say(f"forgetting watch: general-text perplexity {before:.2f} → {after:.2f} ({change:+.1%})")
+    return {"general_perplexity_before": before, "general_perplexity_after": after, "relative_change": change}
+
+
+def _memorization(
+    cfg: RunConfig, task: Task, model: Any, data: PreparedData, pad_id: int, reporter: Reporter
+) -> dict[str, Any] | None:
+    """The memorization probe on the final weights (training vs held-out answers)."""
+    probe = cfg.eval.memorization
+    if cfg.eval.none or not task.probes_memorization or probe.samples == 0:
+        return None
+    from tunesmith.evaluate.memorization import memorization_probe
+
+    result = memorization_probe(
+        model,
+        data.train,
+        data.eval,
+        pad_id,
+        probe.samples,
+        probe.prefix_share,
+        probe.max_tokens,
+        cfg.train.seed,
+    )
+    if result is not None:
+        reporter.say(("warning: " if result["flagged"] else "") + result["message"])
+    return result
 
 
 def build_accelerator(mixed_precision: str) -> Any:
@@ -341,8 +426,10 @@ def _load_or_run_before(
     renderer: Any,
     evaluate: Any,
     task_eval: Any,
+    general_ppl: Any,
 ) -> dict[str, Any]:
-    """Eval loss and sample answers of the untrained model; computed once, kept for a resumed run."""
+    """Eval loss, task metrics, general-text perplexity and sample answers of the untrained model;
+    computed once, kept for a resumed run."""
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
@@ -351,6 +438,7 @@ def _load_or_run_before(
         "eval_loss_before": eval_loss,
         "eval_before": task_eval(eval_loss),
         "answers_before": _sample_answers(cfg, data, model, renderer),
+        "general_perplexity_before": general_ppl(),
     }
     atomic_write_json(run.state, before)
     return before

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.conftest import write_jsonl
@@ -40,13 +41,59 @@ def test_near_duplicates_are_found(tmp_path: Path) -> None:
     planted = rng.sample(range(200), 60)
     rows = [{"instruction": t, "output": "ok"} for t in texts]
     rows += [{"instruction": light_edit(texts[i], rng), "output": "ok"} for i in planted]
-    report, _ = run_checks(write_jsonl(tmp_path / "d.jsonl", rows), None, None, None, CheckOptions(fast=True))
+    report = run_checks(write_jsonl(tmp_path / "d.jsonl", rows), None, None, None, CheckOptions(fast=True))
     groups = report.sections["near_duplicates"]
     together = {frozenset(g) for g in groups}
     found = sum(any({i, 200 + k} <= g for g in together) for k, i in enumerate(planted))
     assert found / len(planted) >= 0.95
     false_pairs = sum(len(g) - 1 for g in groups) - found
     assert false_pairs <= 2
+
+
+def test_banded_lsh_matches_datasketch_index() -> None:
+    """Parity: our sort-based banding finds exactly the verified pairs datasketch's MinHashLSH finds."""
+    from datasketch import MinHash, MinHashLSH
+
+    from tunesmith.data.quality.minhash import (
+        LSH_WEIGHTS,
+        NUM_PERM,
+        SignatureStore,
+        _permutations,
+        signature,
+        similar_pairs,
+    )
+    from tunesmith.data.quality.text import shingles
+
+    rng = random.Random(3)
+    texts = base_texts(150, seed=3)
+    texts += [light_edit(texts[i], rng) for i in rng.sample(range(150), 50)]
+    signatures = [signature(shingles(t, 5)) for t in texts]
+    ours = set(similar_pairs(SignatureStore.of(np.stack(signatures)), 0.8))
+    lsh = MinHashLSH(threshold=0.8, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
+    reference = set()
+    for j, values in enumerate(signatures):
+        sketch = MinHash(num_perm=NUM_PERM, hashvalues=values, scheme=_permutations()[1])
+        for i in lsh.query(sketch):
+            if (signatures[i] == values).mean() >= 0.8:
+                reference.add((i, j))
+        lsh.insert(j, sketch)
+    assert len(reference) >= 45 and ours == reference
+
+
+def test_fix_streams_a_cleaned_copy(tmp_path: Path) -> None:
+    from tunesmith.data.quality.fix import write_fixed
+
+    rows = [{"instruction": f"question {i} about cards", "output": "call jane@example.com"} for i in range(5)]
+    source = write_jsonl(tmp_path / "d.jsonl", [*rows, rows[1]])
+    before = source.read_bytes()
+    report = run_checks(source, None, None, None, CheckOptions(fast=True))
+    kept, removed = write_fixed(source, report, tmp_path / "clean.jsonl")
+    assert (kept, removed) == (5, 1) and source.read_bytes() == before
+    cleaned = [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()]
+    assert [r["instruction"] for r in cleaned] == [r["instruction"] for r in rows]
+    assert all(r["output"] == "call [EMAIL]" for r in cleaned)
+    log = [json.loads(line) for line in (tmp_path / "clean.removed.jsonl").read_text().splitlines()]
+    assert log == [{"record": 5, "where": f"{source}:6", "reason": "exact duplicate of record 1"}]
 
 
 def test_pii_kinds_with_checksums() -> None:
@@ -150,7 +197,7 @@ def test_identical_eval_is_reported(tmp_path: Path) -> None:
     rows = [{"instruction": f"q{i} about things", "output": "a"} for i in range(5)]
     train = write_jsonl(tmp_path / "t.jsonl", rows)
     held = write_jsonl(tmp_path / "e.jsonl", rows)
-    report, _ = run_checks(train, held, None, None, CheckOptions(fast=True))
+    report = run_checks(train, held, None, None, CheckOptions(fast=True))
     assert any(
         "holds exactly the training records" in f.message and f.severity == "error" for f in report.findings
     )

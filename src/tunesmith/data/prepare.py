@@ -28,6 +28,7 @@ class PreparedData:
     train_records: list[Conversation] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # classification: class names in id order
     eval_labeled: list[LabeledText] = field(default_factory=list)  # classification: held-out texts
+    general: list[TokenizedSample] = field(default_factory=list)  # forgetting watch: general text
 
 
 def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> PreparedData:

@@ -52,5 +52,81 @@ class EarlyStopping:
             )
 
 
+class OverfittingWatch:
+    """The generalization gap (eval loss − smoothed train loss) at every evaluation, written into the
+    evaluation record (so metrics.jsonl and the report carry it), and one warning when eval loss has
+    risen for `patience` evaluations in a row while the smoothed train loss fell: the classic signature
+    of a model learning its training records rather than the task."""
+
+    SMOOTHING = 0.1  # exponential moving average weight of the newest train loss
+
+    def __init__(self, patience: int, warn: Any) -> None:
+        self.patience, self.warn = patience, warn
+        self.train_loss: float | None = None
+        self.history: list[dict[str, float]] = []  # {step, eval_loss, train_loss, gap}
+        self.rising = 0
+        self.warning: str | None = None
+
+    def __call__(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
+        if event is Event.STEP_END and record.get("loss") is not None:
+            loss = float(record["loss"])
+            self.train_loss = (
+                loss
+                if self.train_loss is None
+                else self.train_loss + self.SMOOTHING * (loss - self.train_loss)
+            )
+            record["train_loss_smoothed"] = self.train_loss
+        elif event is Event.EVALUATE and record.get("eval_loss") is not None and self.train_loss is not None:
+            point = {
+                "step": float(state.step),
+                "eval_loss": float(record["eval_loss"]),
+                "train_loss": self.train_loss,
+                "gap": float(record["eval_loss"]) - self.train_loss,
+            }
+            record["generalization_gap"] = point["gap"]
+            if self.history and self.history[-1]["step"] == point["step"]:
+                return  # the same step evaluated again (the final weights): nothing new
+            previous = self.history[-1] if self.history else None
+            self.history.append(point)
+            diverging = (
+                previous
+                and point["eval_loss"] > previous["eval_loss"]
+                and point["train_loss"] < previous["train_loss"]
+            )
+            self.rising = self.rising + 1 if diverging else 0
+            if self.rising >= self.patience and self.warning is None:
+                self.warning = (
+                    f"overfitting: eval loss rose for {self.rising} evaluations in a row while train loss fell "
+                    f"(step {int(point['step'])}: eval {point['eval_loss']:.4f}, train {point['train_loss']:.4f}, "
+                    f"gap {point['gap']:.4f}); consider early stopping, more data or fewer steps"
+                )
+                self.warn("warning: " + self.warning)
+
+    def summary(self) -> dict[str, Any]:
+        gaps = [p["gap"] for p in self.history]
+        return {
+            "warned": self.warning is not None,
+            "message": self.warning,
+            "evaluations": len(gaps),
+            "gap_first": gaps[0] if gaps else None,
+            "gap_last": gaps[-1] if gaps else None,
+            "gap_trend_per_100_steps": gap_trend(self.history),
+            "history": self.history,
+        }
+
+
+def gap_trend(history: list[dict[str, float]]) -> float | None:
+    """Least-squares slope of the gap over steps, per 100 steps (> 0: the gap is widening)."""
+    if len(history) < 2:
+        return None
+    steps = [p["step"] for p in history]
+    gaps = [p["gap"] for p in history]
+    mean_s, mean_g = sum(steps) / len(steps), sum(gaps) / len(gaps)
+    spread = sum((s - mean_s) ** 2 for s in steps)
+    if spread == 0:
+        return None
+    return 100 * sum((s - mean_s) * (g - mean_g) for s, g in zip(steps, gaps, strict=True)) / spread
+
+
 class Callback(Protocol):
     def __call__(self, event: Event, state: LoopState, record: dict[str, Any]) -> None: ...

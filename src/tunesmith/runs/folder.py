@@ -15,25 +15,34 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from tunesmith.errors import UserError
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+@contextmanager
+def atomic_open(path: Path) -> Iterator[TextIO]:
+    """A text handle on a temporary file in the same folder, renamed onto PATH when the block ends
+    cleanly: readers never see half a file, and a failure leaves the old file (or none) in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    with atomic_open(path) as handle:
+        handle.write(text)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

@@ -51,6 +51,7 @@ class Task(Protocol):
         ...
 
     has_eval_loss: bool
+    probes_memorization: bool
 
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
@@ -73,6 +74,7 @@ class TaskDefaults:
     """The row / batch shape and hooks most tasks share."""
 
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
+    probes_memorization = False  # True: samples are LM answers the memorization probe can cut
 
     def make_collate(
         self, model: nn.Module, tokenizer: Any, renderer: Any, cfg: RunConfig

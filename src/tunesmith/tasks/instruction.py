@@ -23,6 +23,7 @@ def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
 
 class InstructionTask(TaskDefaults):
     name = "instruction"
+    probes_memorization = True
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None

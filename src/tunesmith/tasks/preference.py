@@ -44,6 +44,7 @@ REFERENCE_FREE = {"simpo", "orpo"}
 
 class DpoTask(InstructionTask):
     name = "dpo"
+    probes_memorization = False
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None

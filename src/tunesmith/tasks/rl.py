@@ -44,6 +44,7 @@ from tunesmith.tasks.instruction import InstructionTask, needs_renderer
 
 class GrpoTask(InstructionTask):
     name = "grpo"
+    probes_memorization = False
     has_eval_loss = False  # the objective needs fresh samples; held-out quality is the mean reward
 
     def __init__(self) -> None:

@@ -60,31 +60,44 @@ GROUPS = {
 }
 
 
-def check_bias_signals(items: list[Item], report: Report) -> None:
-    toxic, mentions, negative = [], dict.fromkeys(GROUPS, 0), dict.fromkeys(GROUPS, 0)
-    for item in items:
+class BiasSignalCheck:
+    def __init__(self) -> None:
+        self.records = 0
+        self.toxic: list[int] = []
+        self.mentions = dict.fromkeys(GROUPS, 0)
+        self.negative = dict.fromkeys(GROUPS, 0)
+
+    def add(self, item: Item) -> None:
+        self.records += 1
         words = set(WORD.findall(item.joined().lower()))
         if words & TOXIC:
-            toxic.append(item.index)
+            self.toxic.append(item.index)
         is_negative = bool(words & NEGATIVE)
         for group, terms in GROUPS.items():
             if words & terms:
-                mentions[group] += 1
-                negative[group] += is_negative
-    rates = {g: negative[g] / mentions[g] for g in GROUPS if mentions[g]}
-    report.sections["toxicity_rate"] = len(toxic) / max(len(items), 1)
-    report.sections["group_negative_rates"] = {
-        g: {"mentions": mentions[g], "negative_rate": r} for g, r in rates.items()
-    }
-    if rates:
-        report.charts["negative co-occurrence by group"] = rates
-    if toxic:
-        report.add("bias", "warning", f"{len(toxic)} records contain words from the toxicity lexicon", toxic)
-    if len(rates) >= 2 and max(rates.values()) - min(rates.values()) > 0.2:
-        worst = max(rates, key=lambda g: rates[g])
-        report.add(
-            "bias",
-            "warning",
-            f"negative words co-occur with {worst} in {rates[worst]:.0%} of its mentions "
-            f"(lowest group {min(rates.values()):.0%})",
-        )
+                self.mentions[group] += 1
+                self.negative[group] += is_negative
+
+    def finish(self, report: Report) -> None:
+        rates = {g: self.negative[g] / self.mentions[g] for g in GROUPS if self.mentions[g]}
+        report.sections["toxicity_rate"] = len(self.toxic) / max(self.records, 1)
+        report.sections["group_negative_rates"] = {
+            g: {"mentions": self.mentions[g], "negative_rate": r} for g, r in rates.items()
+        }
+        if rates:
+            report.charts["negative co-occurrence by group"] = rates
+        if self.toxic:
+            report.add(
+                "bias",
+                "warning",
+                f"{len(self.toxic)} records contain words from the toxicity lexicon",
+                self.toxic,
+            )
+        if len(rates) >= 2 and max(rates.values()) - min(rates.values()) > 0.2:
+            worst = max(rates, key=lambda g: rates[g])
+            report.add(
+                "bias",
+                "warning",
+                f"negative words co-occur with {worst} in {rates[worst]:.0%} of its mentions "
+                f"(lowest group {min(rates.values()):.0%})",
+            )

@@ -1,22 +1,31 @@
-"""Run the checks over a train file (and an eval file) → one Report."""
+"""Run the checks over a train file (and an eval file) → one Report.
+
+Every check is a streaming accumulator (`add` one item, `finish` into the report): the training file is
+read once, item by item, and no check holds the records themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tunesmith.config import RunConfig
-from tunesmith.data.quality.bias_signals import check_bias_signals
-from tunesmith.data.quality.duplicates import check_duplicates
-from tunesmith.data.quality.items import Item, load_items
-from tunesmith.data.quality.language import check_languages
-from tunesmith.data.quality.leakage import check_leakage
-from tunesmith.data.quality.pii import check_pii
+from tunesmith.data.quality.bias_signals import BiasSignalCheck
+from tunesmith.data.quality.duplicates import DuplicateCheck
+from tunesmith.data.quality.items import Item, iter_items, load_items
+from tunesmith.data.quality.language import LanguageCheck
+from tunesmith.data.quality.leakage import LeakageCheck
+from tunesmith.data.quality.pii import PiiCheck
 from tunesmith.data.quality.report import Report
-from tunesmith.data.quality.structure import check_labels, check_structure
-from tunesmith.data.quality.text import fingerprint
-from tunesmith.data.quality.tokens import check_tokens
+from tunesmith.data.quality.structure import LabelCheck, StructureCheck
+from tunesmith.data.quality.tokens import TokenCheck
+
+
+class Check(Protocol):
+    def add(self, item: Item) -> None: ...
+
+    def finish(self, report: Report) -> None: ...
 
 
 @dataclass
@@ -26,6 +35,7 @@ class CheckOptions:
     ngram: int = 13
     language: str | None = None
     fast: bool = False  # only the cheap checks (what `train` runs before every run)
+    languages: bool = True  # the language check (the slowest after the tokenizer's)
 
 
 def record_format(cfg: RunConfig | None) -> tuple[str, dict[str, str]]:
@@ -40,32 +50,51 @@ def record_format(cfg: RunConfig | None) -> tuple[str, dict[str, str]]:
     return cfg.data.format, dict(cfg.data.columns)
 
 
-def run_checks(
-    train_path: Path, eval_path: Path | None, cfg: RunConfig | None, tokenizer: Any, options: CheckOptions
-) -> tuple[Report, list[Item]]:
-    fmt, columns = record_format(cfg)
-    items = load_items(train_path, fmt, columns)
-    report = Report(records=len(items))
-    held = load_items(eval_path, fmt, columns) if eval_path is not None else None
-    if held is not None and [fingerprint(i.joined()) for i in held] == [
-        fingerprint(i.joined()) for i in items
-    ]:
-        message = f"the eval file {eval_path} holds exactly the training records; held-out data must differ"
-        report.add("leakage", "error", message)
-    check_structure(items, report)
-    check_labels(items, held, report)
-    check_duplicates(items, report, options.near_threshold, options.shingle_words)
-    if held is not None:
-        check_leakage(items, held, report, options.near_threshold, options.ngram)
-    else:
-        report.sections["leakage"] = []
+def build_checks(
+    held: list[Item] | None,
+    eval_path: Path | None,
+    cfg: RunConfig | None,
+    tokenizer: Any,
+    options: CheckOptions,
+) -> list[Check]:
+    checks: list[Check] = [
+        StructureCheck(),
+        LabelCheck(held),
+        DuplicateCheck(options.near_threshold, options.shingle_words),
+    ]
+    if held is not None and eval_path is not None:
+        checks.append(
+            LeakageCheck(held, eval_path, options.near_threshold, options.shingle_words, options.ngram)
+        )
     if options.fast:
-        return report, items
-    check_pii(items, report)
-    check_bias_signals(items, report)
-    check_languages(items, report, options.language)
+        return checks
+    checks += [PiiCheck(), BiasSignalCheck()]
+    if options.languages:
+        checks.append(LanguageCheck(options.language))
     if tokenizer is not None and cfg is not None:
-        check_tokens(items, report, cfg, tokenizer)
-    else:
-        report.sections["too_long"] = None
-    return report, items
+        checks.append(TokenCheck(cfg, tokenizer))
+    return checks
+
+
+def run_checks(
+    train_path: Path,
+    eval_path: Path | None,
+    cfg: RunConfig | None,
+    tokenizer: Any,
+    options: CheckOptions,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Report:
+    fmt, columns = record_format(cfg)
+    held = load_items(eval_path, fmt, columns) if eval_path is not None else None
+    checks = build_checks(held, eval_path, cfg, tokenizer, options)
+    report = Report(records=0)
+    for item in iter_items(train_path, fmt, columns, on_bytes):
+        report.records += 1
+        for check in checks:
+            check.add(item)
+    for check in checks:
+        check.finish(report)
+    report.sections.setdefault("leakage", [])
+    if options.fast or tokenizer is None or cfg is None:
+        report.sections.setdefault("too_long", None)
+    return report

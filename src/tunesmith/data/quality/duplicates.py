@@ -1,90 +1,72 @@
 """Exact duplicates (same text after normalisation) and near-duplicates: MinHash over word 5-gram
-shingles with locality-sensitive hashing (`datasketch`), Jaccard ≥ threshold, grouped by union-find."""
+shingles, banded LSH, candidates verified by estimated Jaccard ≥ threshold, grouped by union-find.
+
+Streaming: per record it keeps a 64-bit fingerprint and a uint32 signature (~0.6 KB), never the text."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from tunesmith.data.quality.items import Item
+from tunesmith.data.quality.minhash import SignatureStore, similar_pairs
 from tunesmith.data.quality.report import Report
-from tunesmith.data.quality.text import fingerprint, shingles
-
-NUM_PERM = 128
-# LSH tuned for recall (a missed duplicate costs more than a candidate pair, which is then verified)
-LSH_WEIGHTS = (0.2, 0.8)
-_PERMUTATIONS: Any = None
 
 
-def minhash(text: str, n: int):  # type: ignore[no-untyped-def]
-    from datasketch import MinHash
+class DuplicateCheck:
+    def __init__(self, threshold: float = 0.8, shingle_words: int = 5) -> None:
+        self.threshold, self.shingle_words = threshold, shingle_words
+        self.first: dict[int, int] = {}  # fingerprint → first record with it
+        self.exact: dict[int, list[int]] = {}  # fingerprint → every record with it, once repeated
+        self.signatures = SignatureStore()
+        self.indices: list[int] = []  # record index of each signature row
 
-    global _PERMUTATIONS
-    if _PERMUTATIONS is None:  # generating the permutations is most of a MinHash's cost: share them
-        template = MinHash(num_perm=NUM_PERM)
-        _PERMUTATIONS = (template.permutations, template.scheme)
-    signature = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS[0], scheme=_PERMUTATIONS[1])
-    signature.update_batch([s.encode() for s in shingles(text, n)])  # vectorised over the shingles
-    return signature
+    def add(self, item: Item) -> None:
+        if not item.texts:
+            return
+        key = item.fingerprint()
+        first = self.first.setdefault(key, item.index)
+        if first != item.index:
+            # the later copies of an exact group are not compared again as near-duplicates
+            self.exact.setdefault(key, [first]).append(item.index)
+            return
+        self.signatures.add(item.signature(self.shingle_words))
+        self.indices.append(item.index)
 
+    def finish(self, report: Report) -> None:
+        exact = list(self.exact.values())
+        near = self.near_groups()
+        report.sections["exact_duplicates"] = exact
+        report.sections["near_duplicates"] = near
+        if exact:
+            report.add(
+                "duplicates",
+                "warning",
+                f"{sum(len(g) - 1 for g in exact)} exact duplicates in {len(exact)} groups",
+                [i for g in exact for i in g[1:]],
+            )
+        if near:
+            report.add(
+                "duplicates",
+                "warning",
+                f"{len(near)} groups of near-duplicates (Jaccard ≥ {self.threshold})",
+                [i for g in near for i in g[1:]],
+            )
 
-def exact_groups(items: list[Item]) -> list[list[int]]:
-    seen: dict[str, list[int]] = defaultdict(list)
-    for item in items:
-        if item.texts:
-            seen[fingerprint(item.joined())].append(item.index)
-    return [group for group in seen.values() if len(group) > 1]
+    def near_groups(self) -> list[list[int]]:
+        if not self.indices:
+            return []
+        parent: dict[int, int] = {}
 
+        def find(x: int) -> int:
+            while parent.get(x, x) != x:
+                parent[x] = x = parent.get(parent[x], parent[x])  # path halving
+            return x
 
-def near_groups(items: list[Item], threshold: float, n: int, exclude: set[int]) -> list[list[int]]:
-    from datasketch import MinHashLSH
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM, weights=LSH_WEIGHTS)
-    signatures: dict[int, Any] = {}
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    for item in items:
-        if not item.texts or item.index in exclude:
-            continue
-        signature = minhash(item.joined(), n)
-        for other in lsh.query(signature):
-            if (
-                signature.jaccard(signatures[int(other)]) >= threshold
-            ):  # estimated Jaccard: drop LSH false hits
-                parent[find(item.index)] = find(int(other))
-        lsh.insert(str(item.index), signature)
-        signatures[item.index] = signature
-    groups: dict[int, list[int]] = defaultdict(list)
-    for member in parent:
-        groups[find(member)].append(member)
-    for root in list(groups):
-        groups[root].append(root)
-    return [sorted(set(g)) for g in groups.values() if len(set(g)) > 1]
-
-
-def check_duplicates(items: list[Item], report: Report, threshold: float = 0.8, n: int = 5) -> None:
-    exact = exact_groups(items)
-    # the later copies of an exact group are not compared again as near-duplicates
-    repeated = {i for group in exact for i in group[1:]}
-    near = near_groups(items, threshold, n, repeated)
-    report.sections["exact_duplicates"] = exact
-    report.sections["near_duplicates"] = near
-    if exact:
-        report.add(
-            "duplicates",
-            "warning",
-            f"{sum(len(g) - 1 for g in exact)} exact duplicates in {len(exact)} groups",
-            repeated,
-        )
-    if near:
-        report.add(
-            "duplicates",
-            "warning",
-            f"{len(near)} groups of near-duplicates (Jaccard ≥ {threshold})",
-            [i for g in near for i in g[1:]],
-        )
+        for a, b in similar_pairs(self.signatures, self.threshold):
+            root_a, root_b = find(a), find(b)
+            if root_a != root_b:
+                parent[max(root_a, root_b)] = min(root_a, root_b)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for row in {*parent, *parent.values()}:
+            groups[find(row)].append(self.indices[row])
+        return sorted(sorted(g) for g in groups.values() if len(g) > 1)

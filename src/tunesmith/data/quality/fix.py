@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunesmith.data.quality.items import Item
+from tunesmith.data.quality.items import iter_items
 from tunesmith.data.quality.pii import mask
 from tunesmith.data.quality.report import Report
 from tunesmith.errors import UserError
-from tunesmith.runs.folder import atomic_write_text
+from tunesmith.runs.folder import atomic_open
 
 
 def clean_value(value: Any) -> Any:
@@ -28,26 +28,29 @@ def clean_value(value: Any) -> Any:
     return value
 
 
-def write_fixed(items: list[Item], report: Report, source: Path, out: Path) -> tuple[int, int]:
-    """(records kept, records removed); the removal log is OUT with suffix .removed.jsonl."""
+def write_fixed(
+    source: Path, report: Report, out: Path, format_name: str = "auto", columns: dict[str, str] | None = None
+) -> tuple[int, int]:
+    """(records kept, records removed); the removal log is OUT with suffix .removed.jsonl. The source is
+    read a second time, streamed, so the fix costs no more memory than the check."""
     if out.resolve() == source.resolve():
         raise UserError(f"--fix {out} is the input file; the checker never modifies its input")
     reasons: dict[int, str] = {}
-    for item in items:
-        if item.problem is not None or item.row is None:
-            reasons[item.index] = f"unreadable: {item.problem}"
     for group in report.sections.get("exact_duplicates", []):
         for index in group[1:]:
             reasons.setdefault(index, f"exact duplicate of record {group[0]}")
     for group in report.sections.get("near_duplicates", []):
         for index in group[1:]:
             reasons.setdefault(index, f"near duplicate of record {group[0]}")
-    kept = [json.dumps(clean_value(i.row), ensure_ascii=False) for i in items if i.index not in reasons]
-    removed = [
-        json.dumps({"record": i.index, "where": i.where, "reason": reasons[i.index]})
-        for i in items
-        if i.index in reasons
-    ]
-    atomic_write_text(out, "".join(line + "\n" for line in kept))
-    atomic_write_text(out.with_suffix(".removed.jsonl"), "".join(line + "\n" for line in removed))
-    return len(kept), len(removed)
+    kept = removed = 0
+    with atomic_open(out) as cleaned, atomic_open(out.with_suffix(".removed.jsonl")) as log:
+        for item in iter_items(source, format_name, columns):
+            reason = f"unreadable: {item.problem}" if item.problem is not None or item.row is None else None
+            reason = reason or reasons.get(item.index)
+            if reason is None:
+                cleaned.write(json.dumps(clean_value(item.row), ensure_ascii=False) + "\n")
+                kept += 1
+            else:
+                log.write(json.dumps({"record": item.index, "where": item.where, "reason": reason}) + "\n")
+                removed += 1
+    return kept, removed

@@ -1,15 +1,18 @@
-"""Data files → items: each row with its location, the text of every field, and the canonical record
-(or why it could not be made). Reading is tolerant: a malformed line becomes a finding, not a stop."""
+"""Data files → items, streamed one at a time: each row with its location, the text of every field, and
+the canonical record (or why it could not be made). Reading is tolerant: a malformed line becomes a
+finding, not a stop. Checks keep only what they need of an item (a fingerprint, a signature, a hit), so
+memory grows with those, not with the file."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import FORMATS, detect_format
+from tunesmith.data.quality.text import fingerprint, minhash_values
 from tunesmith.data.readers import read_rows
 from tunesmith.errors import UserError
 
@@ -22,9 +25,24 @@ class Item:
     texts: dict[str, str] = field(default_factory=dict)  # field path → text (messages[1].content, ...)
     record: Any = None  # the canonical record, when the row converts
     problem: str | None = None  # why the row or record could not be read
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per-item values several checks use
 
     def joined(self) -> str:
-        return "\n".join(self.texts.values())
+        if "joined" not in self._memo:
+            self._memo["joined"] = "\n".join(self.texts.values())
+        return self._memo["joined"]  # type: ignore[no-any-return]
+
+    def fingerprint(self) -> int:
+        if "fingerprint" not in self._memo:
+            self._memo["fingerprint"] = fingerprint(self.joined())
+        return self._memo["fingerprint"]  # type: ignore[no-any-return]
+
+    def signature(self, shingle_words: int) -> Any:
+        """MinHash hash values (uint32, NUM_PERM) of the word shingles; shared by duplicates and leakage."""
+        key = ("signature", shingle_words)
+        if key not in self._memo:
+            self._memo[key] = minhash_values(self.joined(), shingle_words)
+        return self._memo[key]
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -40,8 +58,11 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
             yield from flatten(inner, f"{prefix}[{i}]")
 
 
-def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
-    """(where, row, problem): JSONL streamed line by line; other formats through the normal readers."""
+def iter_rows(
+    path: Path, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(where, row, problem): JSONL streamed line by line (ON_BYTES hears how far the reading got);
+    other formats through the normal readers."""
     if not path.is_file():
         raise UserError(f"data file {path} does not exist")
     if path.stat().st_size == 0:
@@ -53,8 +74,11 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | No
         for where, row in read_rows(path):
             yield where, row, None
         return
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if on_bytes is not None:
+                on_bytes(len(raw))
+            line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
             try:
@@ -68,11 +92,16 @@ def iter_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | No
             yield f"{path}:{number}", row, None
 
 
-def load_items(path: Path, format_name: str = "auto", columns: dict[str, str] | None = None) -> list[Item]:
+def iter_items(
+    path: Path,
+    format_name: str = "auto",
+    columns: dict[str, str] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[Item]:
     columns = columns or {}
-    items: list[Item] = []
     fmt = None if format_name == "auto" else FORMATS.get(format_name)
-    for index, (where, row, problem) in enumerate(iter_rows(path)):
+    index = -1
+    for index, (where, row, problem) in enumerate(iter_rows(path, on_bytes)):
         item = Item(index, where, row, problem=problem)
         if row is not None:
             item.texts = dict(flatten(row))
@@ -82,7 +111,11 @@ def load_items(path: Path, format_name: str = "auto", columns: dict[str, str] | 
                 item.record = fmt.to_record(row, where, columns)
             except UserError as exc:
                 item.problem = exc.message.split(": ", 1)[-1]
-        items.append(item)
-    if not items:
+        yield item
+    if index < 0:
         raise UserError(f"{path}: no records")
-    return items
+
+
+def load_items(path: Path, format_name: str = "auto", columns: dict[str, str] | None = None) -> list[Item]:
+    """All items in memory: for the eval side, which checks index (it is the small one)."""
+    return list(iter_items(path, format_name, columns))

@@ -68,21 +68,26 @@ def mask(text: str) -> str:
     return text
 
 
-def check_pii(items: list[Item], report: Report) -> None:
-    found: list[dict[str, Any]] = [
-        {"record": item.index, "field": name, "kind": kind}
-        for item in items
-        for name, text in item.texts.items()
-        for kind, _, _ in find_pii(text)
-    ]
-    report.sections["pii"] = found
-    if found:
-        kinds = Counter(str(hit["kind"]) for hit in found)
-        report.charts["personal data"] = {k: float(v) for k, v in kinds.items()}
-        summary = ", ".join(f"{v} {k}" for k, v in kinds.items())
-        report.add(
-            "pii",
-            "warning",
-            f"personal data in {len({h['record'] for h in found})} records ({summary}); --fix masks it",
-            [h["record"] for h in found],
-        )
+class PiiCheck:
+    def __init__(self) -> None:
+        self.found: list[dict[str, Any]] = []  # only the hits are kept
+
+    def add(self, item: Item) -> None:
+        for name, text in item.texts.items():
+            self.found += [
+                {"record": item.index, "field": name, "kind": kind} for kind, _, _ in find_pii(text)
+            ]
+
+    def finish(self, report: Report) -> None:
+        found = self.found
+        report.sections["pii"] = found
+        if found:
+            kinds = Counter(str(hit["kind"]) for hit in found)
+            report.charts["personal data"] = {k: float(v) for k, v in kinds.items()}
+            summary = ", ".join(f"{v} {k}" for k, v in kinds.items())
+            report.add(
+                "pii",
+                "warning",
+                f"personal data in {len({h['record'] for h in found})} records ({summary}); --fix masks it",
+                [h["record"] for h in found],
+            )

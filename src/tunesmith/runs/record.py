@@ -1,0 +1,59 @@
+"""A training run's entry in the run registry. The registry is an index, so a damaged or locked registry
+file costs the run its row (said once, in one line), never the training itself."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.config import RunConfig, dump_config
+from tunesmith.errors import UserError
+from tunesmith.runs.folder import RunFolder
+from tunesmith.runs.registry import Heartbeat, RunRegistry, fingerprint_paths, hash_text
+
+
+@dataclass
+class RegistryEntry:
+    registry: RunRegistry
+    run_id: int | None
+    say: Any  # where a registry problem is reported (the run's console and log)
+
+    @classmethod
+    def open(cls, cfg: RunConfig, run: RunFolder, resume: bool, reporter: Any) -> RegistryEntry:
+        from tunesmith.pipeline import data_paths
+
+        registry = RunRegistry(Path(cfg.output.dir))
+        entry = cls(registry, None, reporter.say)
+        without_output = cfg.model_copy(update={"output": type(cfg.output)()})  # same setup, any run name
+        paths = [p for p in data_paths(cfg, cfg.data.train) + data_paths(cfg, cfg.data.eval) if p.exists()]
+        entry.run_id = entry._guard(
+            lambda: registry.start(
+                run.path,
+                run.path.name,
+                config_hash=hash_text(dump_config(without_output)),
+                data_fingerprint=fingerprint_paths(paths),
+                model=cfg.model.path,
+                method=cfg.method.name,
+                task=cfg.task.name,
+                resume=resume,
+            )
+        )
+        return entry
+
+    def heartbeat(self) -> Any:
+        return Heartbeat(self.registry, self.run_id) if self.run_id is not None else nullcontext()
+
+    def finish(self, status: str, metrics: dict[str, Any] | None = None, note: str | None = None) -> None:
+        if self.run_id is not None:
+            run_id = self.run_id
+            self._guard(lambda: self.registry.finish(run_id, status, metrics, note))
+
+    def _guard(self, action: Any) -> Any:
+        try:
+            return action()
+        except UserError as exc:
+            self.say(f"warning: {exc.message}; the run goes on without its registry row")
+            self.run_id = None
+            return None
