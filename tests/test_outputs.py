@@ -76,7 +76,8 @@ def test_summary_and_metrics_contract(make_config: Callable[..., dict[str, Any]]
     assert [m["step"] for m in result.metrics if "loss" in m] == [1, 2, 3, 4]
     assert [m["step"] for m in result.metrics if "eval_loss" in m] == [0, 2, 4]
     assert all(
-        {"lr", "grad_norm", "real_tokens_per_s", "padded_tokens_per_s", "peak_memory_mb"} <= m.keys()
+        {"lr", "grad_norm", "real_tokens_per_s", "padded_tokens_per_s", "peak_memory_mb", "peak_rss_mb"}
+        <= m.keys()
         for m in result.metrics
         if "loss" in m
     )

@@ -310,6 +310,17 @@ class TrainConfig(Section):
         "auto", description="auto: bf16 autocast where the GPU or CPU runs bf16 natively, else none"
     )
     gradient_checkpointing: bool = False
+    label_smoothing: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="token / class cross-entropy label smoothing (training only; regulariser)",
+    )
+    neftune_alpha: float | None = Field(
+        None,
+        gt=0,
+        description="NEFTune: uniform noise of scale alpha/sqrt(L·d) on input embeddings while training",
+    )
     log_every_steps: int = Field(1, ge=1)
 
 

@@ -187,6 +187,10 @@ def build_model(
     set_seed(cfg.train.seed)
     base = task.load_model(source, cfg, labels, tokenizer, **method.load_kwargs(cfg.method))
     model: Any = method.apply(base, cfg.method)
+    if cfg.train.neftune_alpha is not None:
+        from tunesmith.engine.neftune import attach_neftune
+
+        attach_neftune(model, cfg.train.neftune_alpha)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -93,12 +93,15 @@ def prepare_file(path: str, cfg: RunConfig, tokenizer: Any, renderer: ChatRender
     return samples
 
 
-def train_and_held(cfg: RunConfig, read: Callable[[Any], list[T]]) -> tuple[list[T], list[T]]:
+def train_and_held(
+    cfg: RunConfig, read: Callable[[Any], list[T]], stratum: Callable[[T], Hashable] | None = None
+) -> tuple[list[T], list[T]]:
     """(train, held-out) for tasks that read their own records: `data.eval` when given, else a seeded
-    `data.eval_split` share (default 0.1) of train; no held-out data with `eval.none`."""
+    `data.eval_split` share (default 0.1) of train, stratified by STRATUM when given; no held-out data
+    with `eval.none`."""
     train = read(cfg.data.train)
     if cfg.eval.none:
         return train, []
     if cfg.data.eval is not None:
         return train, read(cfg.data.eval)
-    return split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed)
+    return split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed, stratum)

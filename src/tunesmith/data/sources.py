@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -66,12 +67,29 @@ def mix_sources(sources: list[LoadedSource], seed: int) -> list[Record]:
 T = TypeVar("T")
 
 
-def split_eval(records: list[T], share: float, seed: int) -> tuple[list[T], list[T]]:
-    """Carve a held-out share (at least one record) from train with a fixed seed."""
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    n_eval = max(1, round(share * len(records)))
-    eval_ids = set(order[:n_eval])
+def split_eval(
+    records: list[T], share: float, seed: int, stratum: Callable[[T], Hashable] | None = None
+) -> tuple[list[T], list[T]]:
+    """Carve a held-out share (at least one record) from train with a fixed seed; with STRATUM (e.g.
+    the class label) each stratum gives the same share, so rare classes are represented in both."""
+    rng = random.Random(seed)
+    if stratum is None:
+        order = list(range(len(records)))
+        rng.shuffle(order)
+        eval_ids = set(order[: max(1, round(share * len(records)))])
+    else:
+        groups: dict[Hashable, list[int]] = {}
+        for i, record in enumerate(records):
+            groups.setdefault(stratum(record), []).append(i)
+        eval_ids = set()
+        for key in sorted(groups, key=str):
+            members = groups[key]
+            rng.shuffle(members)
+            # a stratum of one stays in train (it cannot be both learnt and held out)
+            eval_ids.update(members[: round(share * len(members)) if len(members) > 1 else 0])
+        if not eval_ids:
+            largest = max(groups.values(), key=len)
+            eval_ids.add(largest[0])
     train = [r for i, r in enumerate(records) if i not in eval_ids]
     held_out = [r for i, r in enumerate(records) if i in eval_ids]
     return train, held_out

@@ -50,6 +50,14 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def system_metrics() -> dict[str, float]:
+    """Per-step system numbers: the process's peak resident memory, and on CUDA the allocator's peak."""
+    metrics = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        metrics["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return metrics
+
+
 def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
     while state.step < state.total_steps and state.stop_reason is None:
         record = train_step(parts, state)
@@ -119,6 +127,7 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         "padded_tokens_per_s": padded / seconds,
         "padding_fraction": 1 - real / padded,
         "peak_memory_mb": peak_memory_mb(),
+        **system_metrics(),
         "step_seconds": seconds,
     }
 

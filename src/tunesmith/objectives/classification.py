@@ -12,9 +12,13 @@ def classification_loss_sum(
     logits: torch.Tensor,  # (B, C)
     targets: torch.Tensor,  # (B,)
     class_weights: torch.Tensor | None = None,  # (C,)
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Σ_i w[y_i] · −log softmax(logits_i)[y_i]; w = 1 without class weights."""
-    return F.cross_entropy(logits.float(), targets, weight=class_weights, reduction="sum")
+    """Σ_i w[y_i] · −log softmax(logits_i)[y_i]; w = 1 without class weights; label smoothing as in
+    `causal_lm_loss_sum`."""
+    return F.cross_entropy(
+        logits.float(), targets, weight=class_weights, reduction="sum", label_smoothing=label_smoothing
+    )
 
 
 def balanced_class_weights(counts: list[int]) -> torch.Tensor:
@@ -26,9 +30,12 @@ def balanced_class_weights(counts: list[int]) -> torch.Tensor:
 class SequenceClassifierLoss(nn.Module):
     """forward(batch tensors) → loss sum, for a *ForSequenceClassification model (or its peft wrapper)."""
 
-    def __init__(self, model: nn.Module, class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.model = model
+        self.label_smoothing = label_smoothing  # training only
         self.register_buffer("class_weights", class_weights, persistent=False)
 
     def forward(
@@ -41,4 +48,6 @@ class SequenceClassifierLoss(nn.Module):
     ) -> torch.Tensor:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, C)
         weights = self.class_weights if isinstance(self.class_weights, torch.Tensor) else None
-        return classification_loss_sum(logits, class_labels, weights)
+        return classification_loss_sum(
+            logits, class_labels, weights, self.label_smoothing if self.training else 0.0
+        )

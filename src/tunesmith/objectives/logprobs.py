@@ -43,9 +43,10 @@ def _trained_positions(
 class TrainedTokenLM(nn.Module):
     """forward(batch tensors) → loss summed over trained tokens, for causal-LM training and evaluation."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.model = model
+        self.label_smoothing = label_smoothing  # training only: eval loss stays the true cross-entropy
         config = _plain_model(model).config
         # models that post-process logits (soft-capping, scaling), and prefix / prompt tuning (peft adds
         # virtual tokens in its own forward), go through the full forward
@@ -97,7 +98,7 @@ class TrainedTokenLM(nn.Module):
         **_: torch.Tensor,
     ) -> torch.Tensor:
         logits, targets, _rows = self.trained_logits(input_ids, labels, position_ids, attention_mask)
-        return causal_lm_loss_sum(logits, targets)
+        return causal_lm_loss_sum(logits, targets, self.label_smoothing if self.training else 0.0)
 
     def answer_logps(
         self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -48,7 +48,8 @@ class ClassificationTask(TaskDefaults):
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        train, held = train_and_held(cfg, lambda spec: read_labeled(spec, cfg))
+        # a carved eval split keeps every class's share (stratified by label)
+        train, held = train_and_held(cfg, lambda spec: read_labeled(spec, cfg), lambda r: r.label)
         labels = labels or label_names(train)
         if len(labels) < 2:
             raise UserError(
@@ -92,12 +93,12 @@ class ClassificationTask(TaskDefaults):
 
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
         if not cfg.sequence_head:
-            return TrainedTokenLM(model)
+            return TrainedTokenLM(model, cfg.train.label_smoothing)
         weights = None
         if cfg.task.class_weights == "balanced":
             counts = Counter(s.class_id for s in data.train)
             weights = balanced_class_weights([counts.get(i, 0) for i in range(len(data.labels))])
-        return SequenceClassifierLoss(model, weights)
+        return SequenceClassifierLoss(model, weights, cfg.train.label_smoothing)
 
     def metrics(
         self,

@@ -36,7 +36,7 @@ class InstructionTask(TaskDefaults):
         return load_causal_lm(source, cfg.model, **extra)  # type: ignore[no-any-return]
 
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
-        return TrainedTokenLM(model)
+        return TrainedTokenLM(model, cfg.train.label_smoothing)
 
     def metrics(
         self,
