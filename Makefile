@@ -24,9 +24,15 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch $(VENV)/.models
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.installed
+$(VENV)/.dev: pyproject.toml $(VENV)/.installed /usr/bin/chromium
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
+
+# The report tests render report.html in a real headless browser: Debian's Chromium (playwright's own
+# browser download is not reachable here, and not needed).
+/usr/bin/chromium:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 install: $(VENV)/.installed
 dev: $(VENV)/.dev

@@ -269,6 +269,25 @@ def data_check(
         )
 
 
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="one run folder, or several to overlay")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="where to write (default RUN/report.html, or ./report.html)")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report (charts, no network) of one run, or one overlaying several.
+
+    Example: tunesmith report runs/demo   |   tunesmith report runs/a runs/b --out ab.html
+    """
+    from tunesmith.runs.report import write_report
+
+    path, notes = write_report(runs, out)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"report: {path}")
+
+
 RootOption = Annotated[Path, typer.Option("--root", help="output root holding registry.sqlite (output.dir)")]
 
 

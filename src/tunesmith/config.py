@@ -389,6 +389,9 @@ class EvalConfig(Section):
 class OutputConfig(Section):
     dir: str = Field("runs", description="root folder of run folders")
     name: str | None = Field(None, description="run folder name (default: a timestamp)")
+    trackers: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
+        default_factory=list, description="also log to these trackers (W&B offline); needs their packages"
+    )
 
 
 class RunConfig(Section):

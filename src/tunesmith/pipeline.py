@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ from tunesmith.models.load import load_model_config, load_tokenizer, resolve_mod
 from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder
 from tunesmith.runs.record import RegistryEntry
 from tunesmith.runs.registry import final_metrics
+from tunesmith.runs.report import write_report
+from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_environment
 from tunesmith.tasks import TASKS, Task
 
 
@@ -86,6 +88,7 @@ def train(
         _check_same_config(run, cfg)
     method = METHODS.get(cfg.method.name)
     method.check_environment(cfg)  # e.g. qlora without CUDA: stop before loading anything
+    check_trackers(cfg.output.trackers)
     source = resolve_model(cfg.model)
     method.check_model(cfg, load_model_config(source, cfg.model))
     tokenizer = load_tokenizer(source, cfg.model)
@@ -127,6 +130,8 @@ def train(
     atomic_write_json(run.summary, summary)
     registry.finish(summary["status"], final_metrics(summary))
     reporter.summary(summary)
+    report, _ = write_report([run.path])
+    reporter.say(f"report: {report}")
     return TrainResult(run.path, run.final, summary, run.read_metrics())
 
 
@@ -213,6 +218,8 @@ def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
 
 def _write_status(run: RunFolder, status: str, started: float) -> None:
     atomic_write_json(run.summary, {"status": status, "wall_s": time.perf_counter() - started})
+    with suppress(UserError, OSError):  # what the run got to, for the post-mortem; never masks the error
+        write_report([run.path])
 
 
 def _train_prepared(
@@ -228,7 +235,9 @@ def _train_prepared(
     resume: bool,
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
-    accelerator = build_accelerator(resolve_mixed_precision(cfg.train.mixed_precision))
+    accelerator = build_accelerator(
+        resolve_mixed_precision(cfg.train.mixed_precision), cfg.output.trackers, run
+    )
     trainable, total = count_parameters(model)
     state_mb = trainable_state_bytes(model) / 2**20
     reporter.parameters(trainable, total, cfg.method.name, state_mb)
@@ -304,6 +313,9 @@ def _train_prepared(
     )
     watch = OverfittingWatch(cfg.eval.overfit_patience, reporter.say)  # first: it adds to the records
     all_callbacks: list[Callback] = [watch, reporter.callback, tracker, *callbacks]
+    if cfg.output.trackers:
+        accelerator.init_trackers(run.path.name, config=flat_config(cfg.model_dump(mode="json")))
+        all_callbacks.append(TrackerLog(accelerator))
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
@@ -366,6 +378,8 @@ def _train_prepared(
                 summary[f"eval_{key}_{when}"] = value
                 if key in ("mean_reward", "kl"):  # the RL tasks' contract names
                     summary[f"{key}_{when}"] = value
+    if cfg.output.trackers:
+        accelerator.end_training()  # flush and close the trackers' runs
     return summary
 
 
@@ -401,7 +415,9 @@ def _memorization(
     return result
 
 
-def build_accelerator(mixed_precision: str) -> Any:
+def build_accelerator(
+    mixed_precision: str, trackers: Sequence[str] = (), run: RunFolder | None = None
+) -> Any:
     """An Accelerator for this run.
 
     accelerate keeps its state in a process-wide singleton that refuses a second run with another
@@ -413,7 +429,12 @@ def build_accelerator(mixed_precision: str) -> Any:
 
     if AcceleratorState._shared_state and PartialState().distributed_type == DistributedType.NO:
         AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(mixed_precision=mixed_precision)
+    if not trackers or run is None:
+        return Accelerator(mixed_precision=mixed_precision)
+    prepare_environment(trackers, run.path)
+    return Accelerator(
+        mixed_precision=mixed_precision, log_with=list(trackers), project_dir=run.path / "trackers"
+    )
 
 
 def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:
