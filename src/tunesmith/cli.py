@@ -108,6 +108,13 @@ def eval_command(
     bias_pairs: Annotated[
         Path | None, typer.Option("--bias-pairs", help="your own pairs (default: shipped set)")
     ] = None,
+    lm_eval: Annotated[
+        str | None, typer.Option("--lm-eval", help="lm-evaluation-harness tasks, comma-separated")
+    ] = None,
+    lm_eval_include: Annotated[
+        Path | None, typer.Option("--lm-eval-include", help="folder of your own harness task YAMLs (offline)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="--lm-eval: examples per task at most")] = None,
 ) -> None:
     """Task metrics (and eval loss) of runs and models on one data file; runs of one method share one base.
     With --bias: whether fine-tuning widened the log-likelihood gap between counterfactual sentences.
@@ -118,6 +125,18 @@ def eval_command(
     from tunesmith.evaluate.table import print_metrics
 
     _quiet()
+    if lm_eval is not None:
+        from tunesmith.evaluate.harness import harness_report
+
+        scores = harness_report(targets, [t for t in lm_eval.split(",") if t], lm_eval_include, limit)
+        for name, per_task in scores.items():
+            for task_name, metrics in per_task.items():
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                typer.echo(f"{name} · {task_name}: {shown}")
+        if json_out is not None:
+            _write_json(json_out, {"lm_eval": scores})
+        if data is None and not bias:
+            return
     if bias:
         from tunesmith.evaluate.runs import bias_report
 
@@ -126,12 +145,12 @@ def eval_command(
             typer.echo(f"{name}: widened groups: {', '.join(result['widened_groups']) or 'none'}")
             for group, gap in result["tuned"].items():
                 typer.echo(f"  {group}: gap {result['base'][group]:.3f} (base) → {gap:.3f} (tuned)")
-        if json_out is not None:
+        if json_out is not None and lm_eval is None:
             _write_json(json_out, {"bias": report})
         if data is None:
             return
     if data is None:
-        raise UserError("--data FILE is required (or --bias for the bias probe alone)")
+        raise UserError("--data FILE is required (or --bias / --lm-eval on their own)")
     results = evaluate_targets(targets, data, task)
     print_metrics(results)
     if json_out is not None:

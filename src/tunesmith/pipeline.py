@@ -26,7 +26,7 @@ from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, EarlyStopping, Event, LoopState, OverfittingWatch
-from tunesmith.engine.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from tunesmith.engine.checkpoint import list_checkpoints, load_best_weights, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
@@ -271,7 +271,18 @@ def _train_prepared(
         return evaluate_loss(accelerator, wrapped, eval_batches)
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(run.checkpoints, step, wrapped, optimizer, scheduler, {}, cfg.train.keep_checkpoints)
+        # the watchers' state (and early stopping's best weights) travel with the checkpoint for --resume
+        watchers = {"early_stopping": tracker.state_dict(), "overfitting": watch.state_dict()}
+        save_checkpoint(
+            run.checkpoints,
+            step,
+            wrapped,
+            optimizer,
+            scheduler,
+            {"watchers": watchers},
+            cfg.train.keep_checkpoints,
+            best_weights or None,
+        )
 
     state = LoopState(step=0, total_steps=total_steps)
 
@@ -295,8 +306,6 @@ def _train_prepared(
     before = _load_or_run_before(
         run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval, general_ppl
     )
-    if resume:
-        state = _restore(run, wrapped, optimizer, scheduler, state)
     best_weights: dict[str, Any] = {}
     stopping = cfg.eval.early_stopping
 
@@ -312,6 +321,11 @@ def _train_prepared(
         stopping.patience if stopping else 10**9, stopping.min_delta if stopping else 0.0, keep_best
     )
     watch = OverfittingWatch(cfg.eval.overfit_patience, reporter.say)  # first: it adds to the records
+    if resume:
+        state, watchers, best = _restore(run, wrapped, optimizer, scheduler, state)
+        tracker.load_state_dict(watchers.get("early_stopping", {}))
+        watch.load_state_dict(watchers.get("overfitting", {}))
+        best_weights.update(best)
     all_callbacks: list[Callback] = [watch, reporter.callback, tracker, *callbacks]
     if cfg.output.trackers:
         accelerator.init_trackers(run.path.name, config=flat_config(cfg.model_dump(mode="json")))
@@ -469,7 +483,10 @@ def _load_or_run_before(
     return before
 
 
-def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState) -> LoopState:
+def _restore(
+    run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState
+) -> tuple[LoopState, dict[str, Any], dict[str, Any]]:
+    """(state at the newest checkpoint, the watchers' saved state, early stopping's best weights)."""
     checkpoints = list_checkpoints(run.checkpoints)
     if not checkpoints:
         raise UserError(
@@ -478,7 +495,7 @@ def _restore(run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: 
     info = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
     state.step = info["step"]
     run.truncate_metrics(state.step)
-    return state
+    return state, info.get("watchers", {}), load_best_weights(checkpoints[-1])
 
 
 def _save_final(

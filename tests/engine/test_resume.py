@@ -64,3 +64,34 @@ def test_resume_refuses_changed_config(make_config: Callable[..., dict[str, Any]
     train(config, quiet=True)
     with pytest.raises(UserError, match=r"config differs .* train\.lr"):
         train(config, ["train.lr=0.5"], quiet=True, resume=True)
+
+
+def test_resume_keeps_early_stopping_and_the_watchers(make_config: Callable[..., dict[str, Any]]) -> None:
+    # a learning rate far too high: the best step comes early, then patience runs out after the cut
+    config = make_config(
+        method={"name": "full"},
+        train={
+            "max_steps": 30,
+            "lr": 0.05,
+            "schedule": "constant",
+            "max_grad_norm": None,
+            "save_every_steps": 1,
+        },
+        eval={"every_steps": 1, "early_stopping": {"patience": 3}},
+    )
+    full = train(config, ["output.name=full"], quiet=True)
+    best = full.summary["best_step"]
+    assert full.summary["stopped_early"] and best + 3 == full.summary["steps"]
+    with pytest.raises(KeyboardInterrupt):
+        train(config, ["output.name=cut"], quiet=True, callbacks=[interrupt_after_checkpoint(best + 1)])
+    resumed = train(config, ["output.name=cut"], quiet=True, resume=True)
+    for key in ("best_step", "best_eval_loss", "stopped_early", "stop_reason", "steps"):
+        assert (
+            resumed.summary[key] == pytest.approx(full.summary[key])
+            if isinstance(full.summary[key], float)
+            else resumed.summary[key] == full.summary[key]
+        ), key
+    # the best step's weights (taken before the cut) became final/
+    assert resumed.summary["eval_loss_after"] == pytest.approx(full.summary["eval_loss_after"], abs=1e-6)
+    gaps = [[h["gap"] for h in r.summary["overfitting"]["history"]] for r in (full, resumed)]
+    assert gaps[1] == pytest.approx(gaps[0], abs=1e-6)

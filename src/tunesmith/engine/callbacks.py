@@ -36,6 +36,14 @@ class EarlyStopping:
         self.best_step: int | None = None
         self.bad_evals = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_loss": self.best_loss, "best_step": self.best_step, "bad_evals": self.bad_evals}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.best_loss = saved.get("best_loss", self.best_loss)
+        self.best_step = saved.get("best_step", self.best_step)
+        self.bad_evals = saved.get("bad_evals", self.bad_evals)
+
     def __call__(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
         if event is not Event.EVALUATE or record.get("eval_loss") is None:
             return
@@ -101,6 +109,18 @@ class OverfittingWatch:
                     f"gap {point['gap']:.4f}); consider early stopping, more data or fewer steps"
                 )
                 self.warn("warning: " + self.warning)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "history": self.history,
+            "rising": self.rising,
+            "warning": self.warning,
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        for key, value in saved.items():
+            setattr(self, key, value)
 
     def summary(self) -> dict[str, Any]:
         gaps = [p["gap"] for p in self.history]

@@ -44,15 +44,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+BEST_FILE = "best_trainable.safetensors"
+
+
 def save_checkpoint(
-    root: Path, step: int, model: nn.Module, optimizer: Any, scheduler: Any, extra: dict[str, Any], keep: int
+    root: Path,
+    step: int,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    extra: dict[str, Any],
+    keep: int,
+    best: dict[str, torch.Tensor] | None = None,
 ) -> Path:
+    """An atomic checkpoint; BEST: early stopping's best trainable weights so far, kept beside it."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
     tmp = root / f".tmp-step-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    if best:
+        save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / BEST_FILE))
     torch.save(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
         tmp / "training_state.pt",
@@ -71,6 +84,10 @@ def list_checkpoints(root: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
+
+
+def load_best_weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / BEST_FILE)) if (path / BEST_FILE).is_file() else {}
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
