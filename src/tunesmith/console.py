@@ -107,6 +107,9 @@ class Reporter:
 
         table = Table(title="run summary", show_header=False)
         for key in (
+            "status",
+            "stop_reason",
+            "best_step",
             "eval_loss_before",
             "eval_loss_after",
             "trainable_params",
@@ -123,6 +126,8 @@ class Reporter:
         for key in HEADLINE_METRICS:
             if key in after:
                 table.add_row(key, f"{fmt(before.get(key))} → {fmt(after[key])}")
+        for key, value in watch_lines(summary):
+            table.add_row(key, value)
         self.console.print(table)
         self.run.log_line(
             "summary "
@@ -131,3 +136,34 @@ class Reporter:
                 default=str,
             )
         )
+
+
+def watch_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The overfitting, memorization, forgetting and gate verdicts, one row each."""
+    rows = []
+    overfit = summary.get("overfitting") or {}
+    if overfit.get("evaluations"):
+        rows.append(
+            ("overfitting", "WARNING: eval rose while train fell" if overfit["warned"] else "no sign")
+        )
+    memo = summary.get("memorization")
+    if memo:
+        verdict = " (FLAGGED)" if memo["flagged"] else ""
+        rows.append(
+            (
+                "memorization",
+                f"{memo['train_verbatim_rate']:.0%} train vs {memo['heldout_verbatim_rate']:.0%} held-out verbatim{verdict}",
+            )
+        )
+    forgetting = summary.get("forgetting")
+    if forgetting:
+        rows.append(
+            (
+                "general perplexity",
+                f"{forgetting['general_perplexity_before']:.2f} → {forgetting['general_perplexity_after']:.2f} "
+                f"({forgetting['relative_change']:+.1%})",
+            )
+        )
+    for gate in summary.get("gates") or []:
+        rows.append((f"gate {gate['metric']}", "passed" if gate["passed"] else f"FAILED: {gate['message']}"))
+    return rows

@@ -18,18 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
-from tunesmith.engine.callbacks import Callback, EarlyStopping, Event, LoopState, OverfittingWatch
+from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import list_checkpoints, load_best_weights, load_checkpoint, save_checkpoint
 from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
+from tunesmith.engine.watchers import Watchers
 from tunesmith.errors import UserError
 from tunesmith.evaluate.forgetting import general_perplexity, general_samples
 from tunesmith.evaluate.gates import check_gates
@@ -270,18 +269,14 @@ def _train_prepared(
     def evaluate() -> float:
         return evaluate_loss(accelerator, wrapped, eval_batches)
 
+    watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, reporter.say)
+
     def checkpoint(step: int) -> None:
         # the watchers' state (and early stopping's best weights) travel with the checkpoint for --resume
-        watchers = {"early_stopping": tracker.state_dict(), "overfitting": watch.state_dict()}
+        extra = {"watchers": watchers.state_dict()}
+        best = watchers.best_weights or None
         save_checkpoint(
-            run.checkpoints,
-            step,
-            wrapped,
-            optimizer,
-            scheduler,
-            {"watchers": watchers},
-            cfg.train.keep_checkpoints,
-            best_weights or None,
+            run.checkpoints, step, wrapped, optimizer, scheduler, extra, cfg.train.keep_checkpoints, best
         )
 
     state = LoopState(step=0, total_steps=total_steps)
@@ -306,27 +301,16 @@ def _train_prepared(
     before = _load_or_run_before(
         run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval, general_ppl
     )
-    best_weights: dict[str, Any] = {}
-    stopping = cfg.eval.early_stopping
-
-    def keep_best(step: int) -> None:
-        if stopping is not None:  # the best step's trainable weights, to become final/
-            best_weights.clear()
-            best_weights.update(
-                {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-            )
-
-    # without eval.early_stopping the tracker only records the best step (patience never runs out)
-    tracker = EarlyStopping(
-        stopping.patience if stopping else 10**9, stopping.min_delta if stopping else 0.0, keep_best
-    )
-    watch = OverfittingWatch(cfg.eval.overfit_patience, reporter.say)  # first: it adds to the records
     if resume:
-        state, watchers, best = _restore(run, wrapped, optimizer, scheduler, state)
-        tracker.load_state_dict(watchers.get("early_stopping", {}))
-        watch.load_state_dict(watchers.get("overfitting", {}))
-        best_weights.update(best)
-    all_callbacks: list[Callback] = [watch, reporter.callback, tracker, *callbacks]
+        state, saved, best = _restore(run, wrapped, optimizer, scheduler, state)
+        watchers.load_state_dict(saved, best)
+    # the overfitting watch first: it adds the generalization gap to the records the others log
+    all_callbacks: list[Callback] = [
+        watchers.overfitting,
+        reporter.callback,
+        watchers.early_stopping,
+        *callbacks,
+    ]
     if cfg.output.trackers:
         accelerator.init_trackers(run.path.name, config=flat_config(cfg.model_dump(mode="json")))
         all_callbacks.append(TrackerLog(accelerator))
@@ -358,43 +342,40 @@ def _train_prepared(
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
     checkpoint(state.step)
     answers_after = _sample_answers(cfg, data, model, renderer)
-    if best_weights and tracker.best_step != state.step:  # early stopping: the best step becomes final/
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in best_weights.items():
-                params[name].copy_(value.to(params[name].device))
+    if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = evaluate()
     _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
-    summary["trainable_state_mb"] = state_mb
-    summary.update(
-        best_step=tracker.best_step,
-        best_eval_loss=tracker.best_loss,
-        stopped_early=state.stop_reason is not None,
-        stop_reason=state.stop_reason or f"reached {state.total_steps} steps",
-    )
+    summary.update(trainable_state_mb=state_mb, **watchers.summary(state))
     summary["eval_before"] = before.get("eval_before")
     summary["eval_after"] = task_eval(eval_after)
     with accelerator.autocast():
         summary["memorization"] = _memorization(cfg, task, model, data, tokenizer.pad_token_id, reporter)
-    summary["overfitting"] = watch.summary()
     summary["forgetting"] = _forgetting(before.get("general_perplexity_before"), general_ppl(), reporter)
+    _apply_gates(cfg, summary, reporter)
+    _flat_eval_metrics(summary)
+    if cfg.output.trackers:
+        accelerator.end_training()  # flush and close the trackers' runs
+    return summary
+
+
+def _apply_gates(cfg: RunConfig, summary: dict[str, Any], reporter: Reporter) -> None:
     summary["gates"] = check_gates(cfg.eval.gates, summary)
     for gate in summary["gates"]:
         reporter.say(("gate passed: " if gate["passed"] else "warning: gate failed: ") + gate["message"])
     if not all(gate["passed"] for gate in summary["gates"]):
         summary["status"] = "failed-gate"
-    # scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)
+
+
+def _flat_eval_metrics(summary: dict[str, Any]) -> None:
+    """Scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)."""
     for when in ("before", "after"):
         for key, value in (summary[f"eval_{when}"] or {}).items():
             if isinstance(value, float) and key not in ("eval_loss", "perplexity"):
                 summary[f"eval_{key}_{when}"] = value
                 if key in ("mean_reward", "kl"):  # the RL tasks' contract names
                     summary[f"{key}_{when}"] = value
-    if cfg.output.trackers:
-        accelerator.end_training()  # flush and close the trackers' runs
-    return summary
 
 
 def _forgetting(before: float | None, after: float | None, reporter: Reporter) -> dict[str, Any] | None:

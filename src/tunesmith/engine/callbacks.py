@@ -66,7 +66,7 @@ class OverfittingWatch:
     risen for `patience` evaluations in a row while the smoothed train loss fell: the classic signature
     of a model learning its training records rather than the task."""
 
-    SMOOTHING = 0.1  # exponential moving average weight of the newest train loss
+    SMOOTHING = 0.3  # EMA weight of the newest train loss: lags ~2 steps, so the gap is not inflated by lag
 
     def __init__(self, patience: int, warn: Any) -> None:
         self.patience, self.warn = patience, warn
