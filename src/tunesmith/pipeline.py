@@ -40,7 +40,7 @@ from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, rep
 from tunesmith.runs.record import RegistryEntry
 from tunesmith.runs.registry import final_metrics
 from tunesmith.runs.report import write_report
-from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_environment
+from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_trackers
 from tunesmith.tasks import TASKS, Task
 
 
@@ -312,7 +312,8 @@ def _train_prepared(
         *callbacks,
     ]
     if cfg.output.trackers:
-        accelerator.init_trackers(run.path.name, config=flat_config(cfg.model_dump(mode="json")))
+        settings = prepare_trackers(cfg.output.trackers, run.path)
+        accelerator.init_trackers(run.path.name, flat_config(cfg.model_dump(mode="json")), settings)
         all_callbacks.append(TrackerLog(accelerator))
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
@@ -426,7 +427,6 @@ def build_accelerator(
         AcceleratorState._reset_state(reset_partial_state=False)
     if not trackers or run is None:
         return Accelerator(mixed_precision=mixed_precision)
-    prepare_environment(trackers, run.path)
     return Accelerator(
         mixed_precision=mixed_precision, log_with=list(trackers), project_dir=run.path / "trackers"
     )

@@ -2,7 +2,7 @@
 (`Accelerator(log_with=...)`): TensorBoard, MLflow and Weights & Biases. Everything is also in
 metrics.jsonl and the run registry; trackers are for people who already live in one of these tools.
 W&B runs offline unless WANDB_MODE says otherwise (no network is assumed), and MLflow writes under the
-output root unless MLFLOW_TRACKING_URI says otherwise."""
+output root unless MLFLOW_TRACKING_URI says otherwise (see `prepare_trackers`)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,19 @@ def check_trackers(names: Sequence[str]) -> None:
             )
 
 
-def prepare_environment(names: Sequence[str], run_dir: Path) -> None:
+def prepare_trackers(names: Sequence[str], run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Per-run tracker settings (no process-wide environment is changed): W&B offline in the run folder,
+    MLflow in `mlflow.db` under the output root (its recommended local backend; the file store is in
+    maintenance mode), each unless the user's environment chooses otherwise. Returns accelerate's
+    `init_kwargs`."""
+    init_kwargs: dict[str, dict[str, Any]] = {}
     if "wandb" in names:
-        os.environ.setdefault("WANDB_MODE", "offline")
-        os.environ.setdefault("WANDB_DIR", str(run_dir))
-    if "mlflow" in names:
-        os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir.parent / "mlruns").resolve().as_uri())
+        init_kwargs["wandb"] = {"mode": os.environ.get("WANDB_MODE", "offline"), "dir": str(run_dir)}
+    if "mlflow" in names and "MLFLOW_TRACKING_URI" not in os.environ:
+        import mlflow
+
+        mlflow.set_tracking_uri(f"sqlite:///{(run_dir.parent / 'mlflow.db').resolve()}")
+    return init_kwargs
 
 
 def flat_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
