@@ -213,3 +213,19 @@ def test_train_stops_on_check_errors(make_config: Callable[..., dict[str, Any]],
     ):
         train(config, quiet=True)
     assert not (tmp_path / "runs" / "t").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_csv_and_parquet_are_checked_streaming(tmp_path: Path, suffix: str) -> None:
+    import pandas as pd
+
+    rows = [{"instruction": f"question {i} about my card", "output": f"answer {i}"} for i in range(9000)]
+    rows[8500] = dict(rows[3])  # an exact duplicate past the first Parquet batch (4,096 rows)
+    rows[8700]["output"] = "write to me at jane@example.com"
+    path = tmp_path / f"d{suffix}"
+    frame = pd.DataFrame(rows)
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
+    report = run_checks(path, None, None, None, CheckOptions(fast=False, languages=False))
+    assert report.records == 9000
+    assert report.sections["exact_duplicates"] == [[3, 8500]]
+    assert report.sections["pii"] == [{"record": 8700, "field": "output", "kind": "email"}]

@@ -20,21 +20,25 @@ SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
 def read_rows(path: str | Path) -> list[tuple[str, Row]]:
     """All rows of one source as (location, row) pairs; a bad file is one clear UserError."""
+    rows = list(stream_rows(path))
+    if not rows:
+        raise UserError(f"{path}: the dataset is empty (no records)")
+    return rows
+
+
+def stream_rows(path: str | Path) -> Iterator[tuple[str, Row]]:
+    """Rows one at a time (JSONL, CSV, Parquet in record batches, .txt files); a JSON document is one
+    value and is read whole."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file {path} does not exist")
     if path.is_dir():
-        rows = list(_read_text_folder(path))
-    else:
-        reader = _READERS.get(path.suffix.lower())
-        if reader is None:
-            raise UserError(
-                f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}"
-            )
-        rows = list(reader(path))
-    if not rows:
-        raise UserError(f"{path}: the dataset is empty (no records)")
-    return rows
+        yield from _read_text_folder(path)
+        return
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UserError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
+    yield from reader(path)
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
@@ -80,11 +84,16 @@ def _read_parquet(path: Path) -> Iterator[tuple[str, Row]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        batches = pq.ParquetFile(path).iter_batches(batch_size=4096)  # streamed: a batch in memory at a time
+        index = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield f"{path} row {index}", row
+                index += 1
+    except UserError:
+        raise
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-    for index, row in enumerate(table.to_pylist()):
-        yield f"{path} row {index}", row
 
 
 def _read_text_file(path: Path) -> Iterator[tuple[str, Row]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tunesmith.data.formats import FORMATS, detect_format
 from tunesmith.data.quality.text import fingerprint, minhash_values
-from tunesmith.data.readers import read_rows
+from tunesmith.data.readers import stream_rows
 from tunesmith.errors import UserError
 
 
@@ -68,10 +68,14 @@ def iter_rows(
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty (0 bytes)")
     with path.open("rb") as probe:
-        if b"\0" in probe.read(4096):
-            raise UserError(f"{path}: looks like a binary file, not text data")
-    if path.suffix != ".jsonl":
-        for where, row in read_rows(path):
+        head = probe.read(4096)
+    if path.suffix == ".parquet":
+        if not head.startswith(b"PAR1"):
+            raise UserError(f"{path}: not a Parquet file (it does not start with PAR1)")
+    elif b"\0" in head:
+        raise UserError(f"{path}: looks like a binary file, not text data")
+    if path.suffix != ".jsonl":  # CSV and Parquet stream too; a JSON document is read whole
+        for where, row in stream_rows(path):
             yield where, row, None
         return
     with path.open("rb") as handle:
