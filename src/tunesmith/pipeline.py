@@ -7,7 +7,6 @@ folder is created, so a bad input never leaves anything behind in an existing ru
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import signal
 import threading
@@ -20,19 +19,15 @@ from typing import Any
 
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
-from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
-from tunesmith.engine.checkpoint import list_checkpoints, load_best_weights, load_checkpoint, save_checkpoint
-from tunesmith.engine.loop import LoopParts, emit, eval_record, evaluate_loss, peak_memory_mb, run_loop
-from tunesmith.engine.optim import build_optimizer, build_scheduler
+from tunesmith.engine.checkpoint import list_checkpoints, load_best_weights, load_checkpoint
+from tunesmith.engine.loop import emit, eval_record, peak_memory_mb, run_loop
 from tunesmith.engine.precision import resolve_mixed_precision
-from tunesmith.engine.watchers import Watchers
 from tunesmith.errors import UserError
-from tunesmith.evaluate.forgetting import general_perplexity, general_samples
+from tunesmith.evaluate.forgetting import general_samples
 from tunesmith.evaluate.gates import check_gates
-from tunesmith.evaluate.loss import build_eval_batches
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
 from tunesmith.models.load import load_model_config, load_tokenizer, resolve_model
@@ -42,6 +37,7 @@ from tunesmith.runs.registry import final_metrics
 from tunesmith.runs.report import write_report
 from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_trackers
 from tunesmith.tasks import TASKS, Task
+from tunesmith.training import TrainingSession, build_session
 
 
 @dataclass
@@ -240,69 +236,13 @@ def _train_prepared(
     trainable, total = count_parameters(model)
     state_mb = trainable_state_bytes(model) / 2**20
     reporter.parameters(trainable, total, cfg.method.name, state_mb)
-    packed = bool(cfg.data.packing)
-
-    plan = BatchPlan(
-        rows=task.rows(data.train, cfg),
-        batch_size=cfg.train.batch_size,
-        grad_accum=cfg.train.grad_accum,
-        seed=cfg.train.seed,
-        group_by_length=cfg.data.group_by_length and not packed,
-        num_processes=accelerator.num_processes,
+    session = build_session(
+        cfg, run, method, task, model, tokenizer, renderer, data, accelerator, reporter.say
     )
-    total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
-    wrapped = task.objective(model, cfg, data)
-    optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
-    scheduler = build_scheduler(optimizer, cfg.train, total_steps)
-    wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
-    with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see
-        task.before_training(model, method, cfg, data, run.path)
-    has_eval_loss = task.has_eval_loss and not cfg.eval.none
-    eval_batches = (
-        build_eval_batches(
-            data.eval, cfg, tokenizer.pad_token_id, accelerator.process_index, accelerator.num_processes, task
-        )
-        if has_eval_loss
-        else []
-    )
-
-    def evaluate() -> float:
-        return evaluate_loss(accelerator, wrapped, eval_batches)
-
-    watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, reporter.say)
-
-    def checkpoint(step: int) -> None:
-        # the watchers' state (and early stopping's best weights) travel with the checkpoint for --resume
-        extra = {"watchers": watchers.state_dict()}
-        best = watchers.best_weights or None
-        save_checkpoint(
-            run.checkpoints, step, wrapped, optimizer, scheduler, extra, cfg.train.keep_checkpoints, best
-        )
-
-    state = LoopState(step=0, total_steps=total_steps)
-
-    def task_eval(eval_loss: float | None) -> dict[str, Any] | None:
-        if cfg.eval.none:
-            return None
-        with accelerator.autocast():  # the precision training sees (and DPO's references were computed in)
-            metrics = task.metrics(model, tokenizer, renderer, cfg, data)
-        metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
-        if eval_loss is None:
-            return metrics
-        return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
-
-    def general_ppl() -> float | None:
-        if not data.general:
-            return None
-        with accelerator.autocast():
-            size = cfg.eval.batch_size or cfg.train.batch_size
-            return general_perplexity(model, data.general, tokenizer.pad_token_id, size)
-
-    before = _load_or_run_before(
-        run, resume, cfg, data, model, renderer, evaluate if has_eval_loss else None, task_eval, general_ppl
-    )
+    before = _load_or_run_before(run, resume, cfg, data, model, renderer, session)
+    state, watchers = session.new_state(), session.watchers
     if resume:
-        state, saved, best = _restore(run, wrapped, optimizer, scheduler, state)
+        state, saved, best = _restore(run, session.wrapped, session.optimizer, session.scheduler, state)
         watchers.load_state_dict(saved, best)
     # the overfitting watch first: it adds the generalization gap to the records the others log
     all_callbacks: list[Callback] = [
@@ -318,47 +258,47 @@ def _train_prepared(
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
-    parts = LoopParts(
-        accelerator=accelerator,
-        model=wrapped,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        plan=plan,
-        pad_id=tokenizer.pad_token_id,
-        packed=packed,
-        train_cfg=cfg.train,
-        evaluate=evaluate if has_eval_loss else None,
-        eval_every=cfg.eval.every_steps,
-        save_checkpoint=checkpoint,
-        save_every=cfg.train.save_every_steps,
-        callbacks=all_callbacks,
-        collate_fn=task.make_collate(model, tokenizer, renderer, cfg),
-    )
     try:
-        run_loop(parts, state)
+        run_loop(session.loop_parts(all_callbacks), state)
     finally:
         reporter.stop()
-    eval_after = evaluate() if has_eval_loss else None
+    eval_after = session.evaluate() if session.has_eval_loss else None
     if eval_after is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
-    checkpoint(state.step)
+    session.checkpoint(state.step)
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
-        eval_after = evaluate()
+        eval_after = session.evaluate()
     _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
     summary.update(trainable_state_mb=state_mb, **watchers.summary(state))
-    summary["eval_before"] = before.get("eval_before")
-    summary["eval_after"] = task_eval(eval_after)
-    with accelerator.autocast():
-        summary["memorization"] = _memorization(cfg, task, model, data, tokenizer.pad_token_id, reporter)
-    summary["forgetting"] = _forgetting(before.get("general_perplexity_before"), general_ppl(), reporter)
-    _apply_gates(cfg, summary, reporter)
-    _flat_eval_metrics(summary)
+    _add_verdicts(session, summary, before, eval_after, reporter)
     if cfg.output.trackers:
         accelerator.end_training()  # flush and close the trackers' runs
     return summary
+
+
+def _add_verdicts(
+    session: TrainingSession,
+    summary: dict[str, Any],
+    before: dict[str, Any],
+    eval_after: float | None,
+    reporter: Reporter,
+) -> None:
+    """Task metrics before/after, the memorization probe, the forgetting watch and the gates."""
+    cfg = session.cfg
+    summary["eval_before"] = before.get("eval_before")
+    summary["eval_after"] = session.task_eval(eval_after)
+    with session.accelerator.autocast():
+        pad_id = session.tokenizer.pad_token_id
+        summary["memorization"] = _memorization(
+            cfg, session.task, session.model, session.data, pad_id, reporter
+        )
+    general_before = before.get("general_perplexity_before")
+    summary["forgetting"] = _forgetting(general_before, session.general_ppl(), reporter)
+    _apply_gates(cfg, summary, reporter)
+    _flat_eval_metrics(summary)
 
 
 def _apply_gates(cfg: RunConfig, summary: dict[str, Any], reporter: Reporter) -> None:
@@ -444,21 +384,19 @@ def _load_or_run_before(
     data: PreparedData,
     model: Any,
     renderer: Any,
-    evaluate: Any,
-    task_eval: Any,
-    general_ppl: Any,
+    session: TrainingSession,
 ) -> dict[str, Any]:
     """Eval loss, task metrics, general-text perplexity and sample answers of the untrained model;
     computed once, kept for a resumed run."""
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
-    eval_loss = evaluate() if evaluate is not None else None
+    eval_loss = session.evaluate() if session.has_eval_loss else None
     before = {
         "eval_loss_before": eval_loss,
-        "eval_before": task_eval(eval_loss),
+        "eval_before": session.task_eval(eval_loss),
         "answers_before": _sample_answers(cfg, data, model, renderer),
-        "general_perplexity_before": general_ppl(),
+        "general_perplexity_before": session.general_ppl(),
     }
     atomic_write_json(run.state, before)
     return before

@@ -1,0 +1,140 @@
+"""One run's training session: the objects the loop trains with (accelerate-prepared objective, optimizer,
+scheduler, batch plan, eval batches, watchers) and the measurements taken on the model (eval loss, task
+metrics, general-text perplexity, checkpoints). `pipeline` decides the order; this module only wires."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tunesmith.config import RunConfig
+from tunesmith.data.batches import BatchPlan
+from tunesmith.data.prepare import PreparedData
+from tunesmith.engine.callbacks import Callback, LoopState
+from tunesmith.engine.checkpoint import save_checkpoint
+from tunesmith.engine.loop import LoopParts, evaluate_loss
+from tunesmith.engine.optim import build_optimizer, build_scheduler
+from tunesmith.engine.watchers import Watchers
+from tunesmith.evaluate.forgetting import general_perplexity
+from tunesmith.evaluate.loss import build_eval_batches
+from tunesmith.methods import Method
+from tunesmith.runs.folder import RunFolder
+from tunesmith.tasks import Task
+
+
+@dataclass
+class TrainingSession:
+    cfg: RunConfig
+    run: RunFolder
+    task: Task
+    model: Any  # the method-applied model (what is saved and measured)
+    tokenizer: Any
+    renderer: Any
+    data: PreparedData
+    accelerator: Any
+    wrapped: Any  # the task's objective around the model, prepared by accelerate
+    optimizer: Any
+    scheduler: Any
+    plan: BatchPlan
+    total_steps: int
+    eval_batches: list[Any]
+    watchers: Watchers
+
+    @property
+    def has_eval_loss(self) -> bool:
+        return self.task.has_eval_loss and not self.cfg.eval.none
+
+    def evaluate(self) -> float:
+        return evaluate_loss(self.accelerator, self.wrapped, self.eval_batches)
+
+    def checkpoint(self, step: int) -> None:
+        """Weights, optimizer, scheduler, RNG, and the watchers' state (with early stopping's best weights)."""
+        extra = {"watchers": self.watchers.state_dict()}
+        best = self.watchers.best_weights or None
+        keep = self.cfg.train.keep_checkpoints
+        save_checkpoint(
+            self.run.checkpoints, step, self.wrapped, self.optimizer, self.scheduler, extra, keep, best
+        )
+
+    def task_eval(self, eval_loss: float | None) -> dict[str, Any] | None:
+        """Eval loss, perplexity and the task's metrics (None with eval.none)."""
+        if self.cfg.eval.none:
+            return None
+        with (
+            self.accelerator.autocast()
+        ):  # the precision training sees (and DPO's references were computed in)
+            metrics = self.task.metrics(self.model, self.tokenizer, self.renderer, self.cfg, self.data)
+        metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
+        if eval_loss is None:
+            return metrics
+        return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
+
+    def general_ppl(self) -> float | None:
+        """Perplexity on the general-text set (forgetting watch); None when it does not apply."""
+        if not self.data.general:
+            return None
+        with self.accelerator.autocast():
+            size = self.cfg.eval.batch_size or self.cfg.train.batch_size
+            return general_perplexity(self.model, self.data.general, self.tokenizer.pad_token_id, size)
+
+    def loop_parts(self, callbacks: list[Callback]) -> LoopParts:
+        cfg = self.cfg
+        return LoopParts(
+            accelerator=self.accelerator,
+            model=self.wrapped,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            plan=self.plan,
+            pad_id=self.tokenizer.pad_token_id,
+            packed=bool(cfg.data.packing),
+            train_cfg=cfg.train,
+            evaluate=self.evaluate if self.has_eval_loss else None,
+            eval_every=cfg.eval.every_steps,
+            save_checkpoint=self.checkpoint,
+            save_every=cfg.train.save_every_steps,
+            callbacks=callbacks,
+            collate_fn=self.task.make_collate(self.model, self.tokenizer, self.renderer, cfg),
+        )
+
+    def new_state(self) -> LoopState:
+        return LoopState(step=0, total_steps=self.total_steps)
+
+
+def build_session(
+    cfg: RunConfig,
+    run: RunFolder,
+    method: Method,
+    task: Task,
+    model: Any,
+    tokenizer: Any,
+    renderer: Any,
+    data: PreparedData,
+    accelerator: Any,
+    say: Any,
+) -> TrainingSession:
+    packed = bool(cfg.data.packing)
+    plan = BatchPlan(
+        rows=task.rows(data.train, cfg),
+        batch_size=cfg.train.batch_size,
+        grad_accum=cfg.train.grad_accum,
+        seed=cfg.train.seed,
+        group_by_length=cfg.data.group_by_length and not packed,
+        num_processes=accelerator.num_processes,
+    )
+    total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
+    wrapped = task.objective(model, cfg, data)
+    optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
+    scheduler = build_scheduler(optimizer, cfg.train, total_steps)
+    wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
+    with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see
+        task.before_training(model, method, cfg, data, run.path)
+    eval_batches = []
+    if task.has_eval_loss and not cfg.eval.none:
+        rank, world = accelerator.process_index, accelerator.num_processes
+        eval_batches = build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, rank, world, task)
+    watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, say)
+    return TrainingSession(
+        cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
+        total_steps, eval_batches, watchers,
+    )  # fmt: skip
