@@ -262,12 +262,10 @@ def data_check(
         tokenizer = load_tokenizer(resolve_model(cfg.model), cfg.model)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    if not data.is_file():
-        raise UserError(f"data file {data} does not exist")
     with Progress(
         "checking", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True
-    ) as progress:
-        task = progress.add_task("check", total=data.stat().st_size)
+    ) as progress:  # a missing or unreadable file is reported by the reader, in its own words
+        task = progress.add_task("check", total=data.stat().st_size if data.is_file() else None)
         report = run_checks(
             data,
             eval_file,

@@ -154,10 +154,11 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
     if cfg.data.checks == "off":
         return []
     from tunesmith.data.quality.checks import CheckOptions, run_checks
+    from tunesmith.data.sources import source_paths
 
-    eval_paths = data_paths(cfg, cfg.data.eval)
+    eval_paths = source_paths(cfg.data.eval, cfg.data)
     notes = []
-    for train_path in data_paths(cfg, cfg.data.train):
+    for train_path in source_paths(cfg.data.train, cfg.data):
         if not train_path.is_file():
             continue  # folders of .txt and missing files: the data loader reports those
         held = eval_paths[0] if len(eval_paths) == 1 and eval_paths[0].is_file() else None
@@ -169,13 +170,6 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
             )
         notes += [f"data check ({train_path.name}) {f.severity}: {f.message}" for f in report.findings]
     return notes
-
-
-def data_paths(cfg: RunConfig, spec: Any) -> list[Path]:
-    """The files (or folders) a data spec of the config names."""
-    from tunesmith.data.sources import normalise_sources
-
-    return [Path(source.path) for source in normalise_sources(spec, cfg.data)] if spec else []
 
 
 def build_model(
@@ -239,7 +233,7 @@ def _train_prepared(
     session = build_session(
         cfg, run, method, task, model, tokenizer, renderer, data, accelerator, reporter.say
     )
-    before = _load_or_run_before(run, resume, cfg, data, model, renderer, session)
+    before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
         state, saved, best = _restore(run, session.wrapped, session.optimizer, session.scheduler, state)
@@ -377,17 +371,10 @@ def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: An
     return generate_answers(model, renderer, conversations, cfg.eval.max_new_tokens) if conversations else []
 
 
-def _load_or_run_before(
-    run: RunFolder,
-    resume: bool,
-    cfg: RunConfig,
-    data: PreparedData,
-    model: Any,
-    renderer: Any,
-    session: TrainingSession,
-) -> dict[str, Any]:
+def _load_or_run_before(session: TrainingSession, resume: bool) -> dict[str, Any]:
     """Eval loss, task metrics, general-text perplexity and sample answers of the untrained model;
     computed once, kept for a resumed run."""
+    run = session.run
     if resume and run.state.is_file():
         before: dict[str, Any] = json.loads(run.state.read_text())
         return before
@@ -395,7 +382,7 @@ def _load_or_run_before(
     before = {
         "eval_loss_before": eval_loss,
         "eval_before": session.task_eval(eval_loss),
-        "answers_before": _sample_answers(cfg, data, model, renderer),
+        "answers_before": _sample_answers(session.cfg, session.data, session.model, session.renderer),
         "general_perplexity_before": session.general_ppl(),
     }
     atomic_write_json(run.state, before)

@@ -75,8 +75,7 @@ class TrainingSession:
         if not self.data.general:
             return None
         with self.accelerator.autocast():
-            size = self.cfg.eval.batch_size or self.cfg.train.batch_size
-            return general_perplexity(self.model, self.data.general, self.tokenizer.pad_token_id, size)
+            return general_perplexity(self.model, self.data.general, self.cfg, self.tokenizer.pad_token_id)
 
     def loop_parts(self, callbacks: list[Callback]) -> LoopParts:
         cfg = self.cfg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from tunesmith.config import DataConfig, SourceConfig
@@ -34,6 +35,11 @@ def normalise_sources(spec: str | list[str | SourceConfig], data: DataConfig) ->
             updates["columns"] = dict(data.columns)
         sources.append(source.model_copy(update=updates) if updates else source)
     return sources
+
+
+def source_paths(spec: str | list[str | SourceConfig] | None, data: DataConfig) -> list[Path]:
+    """The files (or folders) a data spec names (none for an unset spec)."""
+    return [Path(source.path) for source in normalise_sources(spec, data)] if spec else []
 
 
 def load_source(source: SourceConfig) -> LoadedSource:

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig, SourceConfig
-from tunesmith.data.packing import build_rows, collate
 from tunesmith.data.records import TokenizedSample
 from tunesmith.data.sources import load_source
 from tunesmith.data.templates import tokenize_records
 from tunesmith.errors import UserError
-from tunesmith.evaluate.loss import compute_eval_loss
+from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
 
 GENERAL_TEXT = Path(__file__).with_name("general_text.jsonl")
@@ -34,9 +33,7 @@ def general_samples(cfg: RunConfig, tokenizer: Any) -> list[TokenizedSample]:
     return samples
 
 
-def general_perplexity(model: Any, samples: list[TokenizedSample], pad_id: int, batch_size: int) -> float:
-    rows = build_rows(samples, max(len(s) for s in samples), packing=False)
-    batches = [
-        collate(rows[i : i + batch_size], pad_id, packed=False) for i in range(0, len(rows), batch_size)
-    ]
+def general_perplexity(model: Any, samples: list[TokenizedSample], cfg: RunConfig, pad_id: int) -> float:
+    """exp(mean token loss), batched as the run's own eval data is batched."""
+    batches = build_eval_batches(samples, cfg, pad_id)
     return math.exp(min(compute_eval_loss(TrainedTokenLM(model), batches), 50.0))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig, dump_config
+from tunesmith.data.sources import source_paths
 from tunesmith.errors import UserError
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.registry import Heartbeat, RunRegistry, fingerprint_paths, hash_text
@@ -22,12 +23,11 @@ class RegistryEntry:
 
     @classmethod
     def open(cls, cfg: RunConfig, run: RunFolder, resume: bool, reporter: Any) -> RegistryEntry:
-        from tunesmith.pipeline import data_paths
-
         registry = RunRegistry(Path(cfg.output.dir))
         entry = cls(registry, None, reporter.say)
         without_output = cfg.model_copy(update={"output": type(cfg.output)()})  # same setup, any run name
-        paths = [p for p in data_paths(cfg, cfg.data.train) + data_paths(cfg, cfg.data.eval) if p.exists()]
+        named = source_paths(cfg.data.train, cfg.data) + source_paths(cfg.data.eval, cfg.data)
+        paths = [p for p in named if p.exists()]
         entry.run_id = entry._guard(
             lambda: registry.start(
                 run.path,

@@ -201,12 +201,12 @@ class RunRegistry:
         """Add rows for run folders under ROOT the registry does not know (e.g. after moving it aside)."""
         known = {r["path"] for r in self.list()}
         added = 0
-        for config in sorted(Path(root).glob("*/config.yaml")):
-            folder = config.parent.resolve()
-            if str(folder) in known:
-                continue
-            summary = _read_json(folder / "summary.json")
-            with self.connect() as db:
+        with self.connect() as db:  # one transaction: all the missing rows, or none
+            for config in sorted(Path(root).glob("*/config.yaml")):
+                folder = config.parent.resolve()
+                if str(folder) in known:
+                    continue
+                summary = _read_json(folder / "summary.json")
                 db.execute(
                     "INSERT INTO runs (name, path, status, note, config_hash, model, method, started_at, ended_at, "
                     "metrics) VALUES (?, ?, ?, 'rebuilt from the run folder', ?, ?, ?, ?, ?, ?)",
@@ -222,7 +222,7 @@ class RunRegistry:
                         json.dumps(final_metrics(summary)),
                     ),
                 )
-            added += 1
+                added += 1
         return added
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.data.formats import FORMATS, detect_format
-from tunesmith.data.quality.text import fingerprint, minhash_values
+from tunesmith.data.quality.minhash import signature
+from tunesmith.data.quality.text import fingerprint, shingles
 from tunesmith.data.readers import stream_rows
 from tunesmith.errors import UserError
 
@@ -41,7 +42,7 @@ class Item:
         """MinHash hash values (uint32, NUM_PERM) of the word shingles; shared by duplicates and leakage."""
         key = ("signature", shingle_words)
         if key not in self._memo:
-            self._memo[key] = minhash_values(self.joined(), shingle_words)
+            self._memo[key] = signature(shingles(self.joined(), shingle_words))
         return self._memo[key]
 
 

@@ -8,6 +8,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+import ftfy
+
 from tunesmith.data.quality.items import Item
 from tunesmith.data.quality.report import Report
 from tunesmith.data.records import Conversation, LabeledText, PreferencePair
@@ -26,8 +28,6 @@ class StructureCheck:
     parroting: list[int] = field(default_factory=list)
 
     def add(self, item: Item) -> None:
-        import ftfy
-
         if item.problem is not None:
             self.broken.append((item.index, f"{item.where}: {item.problem}"))
         self.empty += [

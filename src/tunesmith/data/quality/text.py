@@ -23,9 +23,3 @@ def shingles(text: str, n: int) -> set[str]:
     if len(words) < n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-def minhash_values(text: str, n: int):  # type: ignore[no-untyped-def]
-    from tunesmith.data.quality.minhash import signature
-
-    return signature(shingles(text, n))
