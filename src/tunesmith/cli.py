@@ -90,6 +90,61 @@ def export(
     typer.echo(export_model(run_dir, out, merge, overwrite).note)
 
 
+Temperature = Annotated[float, typer.Option("--temperature", help="sampling temperature; 0: greedy")]
+TopP = Annotated[float, typer.Option("--top-p", help="nucleus sampling: keep this share of probability")]
+TopK = Annotated[int, typer.Option("--top-k", help="sample among the k likeliest tokens; 0: off")]
+MaxNewTokens = Annotated[int, typer.Option("--max-new-tokens", help="longest answer, in tokens")]
+RepetitionPenalty = Annotated[float, typer.Option("--repetition-penalty", help="1.0: off")]
+Seed = Annotated[int | None, typer.Option("--seed", help="seed of the sampling (reproducible answers)")]
+
+
+def _sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int, repetition_penalty: float,
+              seed: int | None) -> Any:
+    from tunesmith.serve.sampling import Sampling
+
+    return Sampling(temperature, top_p, top_k, repetition_penalty, max_new_tokens, seed)
+
+
+def _adapters(specs: list[str] | None) -> dict[str, str]:
+    adapters: dict[str, str] = {}
+    for spec in specs or []:
+        name, sep, run = spec.partition("=")
+        if not sep or not name or not run:
+            raise UserError(f"--adapter {spec!r}: write NAME=RUN_FOLDER")
+        if name in adapters:
+            raise UserError(f"--adapter {name} given twice")
+        adapters[name] = run
+    return adapters
+
+
+@app.command()
+def serve(
+    target: Annotated[str, typer.Argument(help="run folder, exported folder, model folder, .gguf or alias")],
+    adapter: Annotated[
+        list[str] | None, typer.Option("--adapter", help="NAME=RUN: another run on the same base, served as NAME")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to bind (non-loopback needs --api-key)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="required Bearer key")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="requests answered together")] = 8,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="queued jobs before 503")] = 64,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="largest max_tokens a request may ask")] = 2048,
+) -> None:
+    """An OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models, /health) until killed.
+
+    Example: tunesmith serve runs/demo --adapter tone=runs/tone --port 8000
+    """
+    from tunesmith.serve.server import LOOPBACK, Limits, serve_forever
+    from tunesmith.serve.target import load_served
+
+    if host not in LOOPBACK and not api_key:
+        raise UserError(f"--host {host} is reachable from other machines: pass --api-key KEY (or bind 127.0.0.1)")
+    _quiet()
+    loaded = load_served(target, _adapters(adapter))
+    limits = Limits(max_tokens=max_tokens, max_batch=max_batch, max_queue=max_queue)
+    serve_forever(loaded, host, port, api_key, limits)
+
+
 @app.command("eval")
 def eval_command(
     targets: Annotated[list[str], typer.Argument(help="run folders and/or models (path, .gguf, alias)")],
