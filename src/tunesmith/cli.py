@@ -145,6 +145,98 @@ def serve(
     serve_forever(loaded, host, port, api_key, limits)
 
 
+@app.command()
+def chat(
+    target: Annotated[str, typer.Argument(help="run folder, exported folder, model folder, .gguf or alias")],
+    system: Annotated[str | None, typer.Option("--system", help="system prompt (default: the run's)")] = None,
+    temperature: Temperature = 0.0,
+    top_p: TopP = 1.0,
+    top_k: TopK = 0,
+    max_new_tokens: MaxNewTokens = 256,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    seed: Seed = None,
+) -> None:
+    """Talk to a model in the terminal; answers stream as they are generated. /help lists the commands
+    (/reset, /system, /base, /tuned, /compare, /save FILE, /quit). Reads standard input, so it can be scripted.
+
+    Example: tunesmith chat runs/demo --temperature 0.7
+    """
+    from tunesmith.serve.chat import ChatSession, load_lines, run_chat
+    from tunesmith.serve.target import load_served
+
+    sampling = _sampling(temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed)
+    _quiet()
+    loaded = load_served(target)
+    if loaded.config.sequence_head:
+        raise UserError(f"{target} is a {loaded.config.task.name} run (a scoring head): use tunesmith generate")
+    run_chat(ChatSession(loaded, sampling, system or loaded.system_prompt), load_lines(sys.stdin))
+
+
+@app.command()
+def generate(
+    target: Annotated[str, typer.Argument(help="run folder, exported folder, model folder, .gguf or alias")],
+    data: Annotated[Path, typer.Option("--data", help="records with a prompt or messages (JSONL, CSV, ...)")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL to write; a rerun continues it")],
+    n: Annotated[int, typer.Option("--n", min=1, help="samples per prompt")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    temperature: Temperature = 0.0,
+    top_p: TopP = 1.0,
+    top_k: TopK = 0,
+    max_new_tokens: MaxNewTokens = 256,
+    repetition_penalty: RepetitionPenalty = 1.0,
+    seed: Seed = None,
+) -> None:
+    """Answer every record of a file in batches; each output line is the input plus response,
+    finish_reason and token counts (classification runs: label and probabilities). Resumable.
+
+    Example: tunesmith generate runs/demo --data prompts.jsonl --out answers.jsonl
+    """
+    from tunesmith.serve.batch import generate_file
+    from tunesmith.serve.target import load_served
+
+    sampling = _sampling(temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed)
+    _quiet()
+    loaded = load_served(target)
+    with _GenerateProgress() as progress:
+        stats = generate_file(loaded, data, out, sampling, n, batch_size, progress)
+    skipped = f", {stats.skipped} already there" if stats.skipped else ""
+    typer.echo(
+        f"{stats.written} records written to {out}{skipped}; {stats.completion_tokens} tokens in "
+        f"{stats.seconds:.1f} s ({stats.tokens_per_second:.1f} tokens/s)"
+    )
+
+
+class _GenerateProgress:
+    """A rich progress bar with ETA and live tokens/s, shown on standard error."""
+
+    def __enter__(self) -> _GenerateProgress:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            "generating", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"),
+            console=Console(stderr=True), transient=True,
+        )
+        self.bar.__enter__()
+        self.task = self.bar.add_task("generate", total=None, rate="")
+        return self
+
+    def start(self, total: int) -> None:
+        import time
+
+        self.started = time.perf_counter()
+        self.bar.update(self.task, total=total)
+
+    def advance(self, count: int, tokens: int) -> None:
+        import time
+
+        rate = tokens / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.update(self.task, advance=count, rate=f"{rate:.1f} tok/s")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+
 @app.command("eval")
 def eval_command(
     targets: Annotated[list[str], typer.Argument(help="run folders and/or models (path, .gguf, alias)")],

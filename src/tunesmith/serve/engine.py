@@ -111,9 +111,7 @@ class _Stopper:
 
     def _advance(self, job: Job, tracker: TextTracker, token: int) -> None:
         job.tokens.append(token)
-        if token in self.stop_ids:
-            job.finish_reason = "stop"
-        elif tracker.update(job.tokens):
+        if token in self.stop_ids or tracker.update(job.tokens):
             job.finish_reason = "stop"
         elif job.cancel.is_set():
             job.finish_reason = "cancelled"

@@ -212,7 +212,6 @@ def tokenize_labeled(
     return report
 
 
-@torch.no_grad()
 def predict(
     model: nn.Module,
     tokenizer: Any,
@@ -222,6 +221,20 @@ def predict(
     labels: list[str],
 ) -> list[int]:
     """The predicted class id of every record."""
+    return class_scores(model, tokenizer, renderer, cfg, records, labels).argmax(-1).tolist()  # type: ignore[no-any-return]
+
+
+@torch.no_grad()
+def class_scores(
+    model: nn.Module,
+    tokenizer: Any,
+    renderer: ChatRenderer | None,
+    cfg: RunConfig,
+    records: list[LabeledText],
+    labels: list[str],
+) -> torch.Tensor:
+    """(N, C) per-class scores: the head's logits, or the log-probability of each label word; a softmax
+    over C gives the class probabilities either way."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -235,9 +248,9 @@ def predict(
 
 def _predict_with_head(
     model: nn.Module, tokenizer: Any, cfg: RunConfig, records: list[LabeledText], device: Any
-) -> list[int]:
+) -> torch.Tensor:
     size = cfg.eval.batch_size or cfg.train.batch_size
-    predicted: list[int] = []
+    predicted: list[torch.Tensor] = []
     for start in range(0, len(records), size):
         chunk = records[start : start + size]
         pairs = [r.text_pair or "" for r in chunk] if cfg.data.text_pair_field else None
@@ -252,8 +265,8 @@ def _predict_with_head(
         logits = model(
             input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device)
         ).logits
-        predicted.extend(logits.argmax(-1).tolist())
-    return predicted
+        predicted.append(logits.float().cpu())
+    return torch.cat(predicted)
 
 
 def _predict_by_scoring(
@@ -262,7 +275,7 @@ def _predict_by_scoring(
     cfg: RunConfig,
     records: list[LabeledText],
     labels: list[str],
-) -> list[int]:
+) -> torch.Tensor:
     candidates = [
         tokenize_conversation(
             Conversation([*label_prompt(r, cfg, labels), Message("assistant", name)], r.source),
@@ -273,5 +286,4 @@ def _predict_by_scoring(
         for name in labels
     ]
     scores = sequence_logps(TrainedTokenLM(model), candidates, cfg.eval.batch_size or 8)
-    per_record = torch.tensor(scores).view(len(records), len(labels))
-    return per_record.argmax(-1).tolist()  # type: ignore[no-any-return]
+    return torch.tensor(scores).view(len(records), len(labels))
