@@ -76,18 +76,24 @@ def config_show(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a run folder (runs/NAME)")],
-    out: Annotated[Path, typer.Option("--out", help="folder to write the model to")],
-    merge: Annotated[bool, typer.Option("--merge", help="fold the adapter into the base weights")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace a non-empty --out folder")] = False,
+    out: Annotated[Path, typer.Option("--out", help="folder (hf, adapter) or FILE.gguf to write")],
+    fmt: Annotated[str, typer.Option("--format", help="hf (merged folder), adapter (peft folder) or gguf")] = "hf",
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="gguf: f16 (default), bf16 or q8_0")
+    ] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="fold the adapter into the base weights (hf)")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier tunesmith export")] = False,
 ) -> None:
-    """Write the run's model as a standard transformers folder (merged where the method allows; otherwise
-    the base model plus the method's files in OUT/method).
+    """Write the run's model for the tool that will run it, verified before it is reported done: it is
+    loaded back (transformers, peft, llama.cpp) and must answer probe prompts as the trained model does.
+    Beside the artifact: export.json (the agreement) and a model card README.md; gguf adds an Ollama Modelfile.
 
-    Example: tunesmith export runs/demo --merge --out merged-model
+    Example: tunesmith export runs/demo --format gguf --quant f16 --out demo.gguf
     """
-    from tunesmith.export.merge import export_model
+    from tunesmith.export.exporter import export_run
 
-    typer.echo(export_model(run_dir, out, merge, overwrite).note)
+    _quiet()
+    typer.echo(export_run(run_dir, out, fmt, quant, overwrite, merge or fmt == "hf").note)
 
 
 Temperature = Annotated[float, typer.Option("--temperature", help="sampling temperature; 0: greedy")]

@@ -122,6 +122,7 @@ def train(
         raise
     summary["wall_s"] = time.perf_counter() - started
     summary["registry_id"] = registry.run_id
+    summary["data_check"] = check_notes  # the fast checks' findings, for the model card
     atomic_write_json(run.summary, summary)
     registry.finish(summary["status"], final_metrics(summary))
     reporter.summary(summary)
