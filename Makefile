@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-methods bench-data clean
+.PHONY: demo test install dev lint bench bench-methods bench-data bench-serve llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,9 +24,18 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.torch $(VENV)/.models
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.installed /usr/bin/chromium
+$(VENV)/.dev: pyproject.toml $(VENV)/.installed /usr/bin/chromium $(VENV)/.llama-cpp
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
+
+# GGUF exports are verified in llama.cpp. llama-cpp-python has no binary wheel here: pip builds llama.cpp
+# from source with cmake and the C++ compiler (about 3 minutes on 2 cores), once per venv. Only the
+# library is built (no tools, tests or server).
+LLAMA_CPP_CMAKE := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_OPENMP=OFF
+$(VENV)/.llama-cpp: | $(BIN)/python
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" $(BIN)/pip install --quiet "llama-cpp-python==0.3.36"
+	touch $@
+llama-cpp: $(VENV)/.llama-cpp
 
 # The report tests render report.html in a real headless browser: Debian's Chromium (playwright's own
 # browser download is not reachable here, and not needed).
@@ -56,6 +65,9 @@ bench-methods: $(VENV)/.installed
 
 bench-data: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_data_check.py
+
+bench-serve: $(VENV)/.dev
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

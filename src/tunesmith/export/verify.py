@@ -39,7 +39,8 @@ class Probe:
     prompt: str  # the chat-rendered prompt
     prompt_ids: list[int]
     tokens: list[int]  # the trained model's greedy continuation (stop token included)
-    logprobs: list[float]
+    logprobs: list[float]  # teacher-forced log p of each of those tokens under the trained model
+    argmax: list[int]  # the trained model's teacher-forced argmax at each of those positions
     stopped: bool  # ended at the end-of-turn / EOS token
 
 
@@ -47,7 +48,7 @@ class Probe:
 class Agreement:
     tool: str
     greedy_match_rate: float  # probes whose free-running greedy continuation equals the trained one
-    argmax_agreement: float  # reference tokens that are also the artifact's argmax (teacher-forced)
+    argmax_agreement: float  # positions where the artifact's argmax is the trained model's (teacher-forced)
     max_logprob_diff: float
     mean_logprob_diff: float
     stopped_at_end_of_turn: float | None  # of the probes where the trained model stops: share that do
@@ -80,10 +81,14 @@ def build_probes(
     ids = [list(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     stop_ids = sorted({renderer.end_of_turn_id, tokenizer.eos_token_id} - {None})
     jobs = run_batch(model, tokenizer, [Job(i, Sampling(max_new_tokens=PROBE_TOKENS)) for i in ids], stop_ids)
-    return [
-        Probe(text, prompt, job.prompt_ids, job.tokens, job.logprobs, job.tokens[-1:] != [] and job.tokens[-1] in stop_ids)
-        for text, prompt, job in zip(texts, prompts, jobs, strict=True)
-    ]
+    # scored by one forward pass, as the artifacts are: generate's cached path may differ by rounding
+    reference = TransformersRunner(model, tokenizer, stop_ids, "trained")
+    probes = []
+    for text, prompt, job in zip(texts, prompts, jobs, strict=True):
+        logps, argmax = reference.score(job.prompt_ids, job.tokens)
+        stopped = job.finish_reason == "stop"
+        probes.append(Probe(text, prompt, job.prompt_ids, job.tokens, logps.tolist(), argmax.tolist(), stopped))
+    return probes
 
 
 def measure(probes: list[Probe], runner: Runner) -> Agreement:
@@ -93,7 +98,7 @@ def measure(probes: list[Probe], runner: Runner) -> Agreement:
     for probe in probes:
         logps, argmax = runner.score(probe.prompt_ids, probe.tokens)
         diffs.extend(np.abs(logps - np.asarray(probe.logprobs)).tolist())
-        agree += int((argmax == np.asarray(probe.tokens)).sum())
+        agree += int((argmax == np.asarray(probe.argmax)).sum())
         total += len(probe.tokens)
         tokens, stopped = runner.greedy(probe.prompt_ids, len(probe.tokens))
         matched += tokens == probe.tokens
@@ -151,6 +156,7 @@ class LlamaCppRunner:
     def greedy(self, prompt: list[int], max_new: int) -> tuple[list[int], bool]:
         tokens: list[int] = []
         vocab = self.llm._model.vocab
+        self.llm.reset()  # a fresh cache, as a new llama.cpp session would start (no reuse of score())
         for token in self.llm.generate(prompt, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
             tokens.append(int(token))
             if self.lib.llama_vocab_is_eog(vocab, token):

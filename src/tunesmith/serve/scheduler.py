@@ -36,6 +36,7 @@ class Scheduler:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.pending: deque[Ticket] = deque()
+        self.in_flight = 0  # jobs queued or being answered
         self.lock = threading.Condition()
         self.batches_run = 0
         self.worker = threading.Thread(target=self._work, name="tunesmith-generate", daemon=True)
@@ -49,8 +50,9 @@ class Scheduler:
     def submit(self, tickets: list[Ticket]) -> None:
         """Queue all of a request's jobs, or none of them."""
         with self.lock:
-            if len(self.pending) + len(tickets) > self.max_queue:
-                raise QueueFull(f"{len(self.pending)} jobs are queued (limit {self.max_queue})")
+            if self.in_flight + len(tickets) > self.max_queue:
+                raise QueueFull(f"{self.in_flight} jobs are queued or running (limit {self.max_queue})")
+            self.in_flight += len(tickets)
             self.pending.extend(tickets)
             self.lock.notify()
 
@@ -74,6 +76,8 @@ class Scheduler:
                 for ticket in batch:
                     ticket.job.finish_reason = "error"
                     ticket.job.text = f"generation failed: {exc}"
-            self.batches_run += 1
+            with self.lock:
+                self.batches_run += 1
+                self.in_flight -= len(batch)
             for ticket in batch:
                 ticket.on_done(ticket.job)

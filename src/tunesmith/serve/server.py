@@ -80,7 +80,8 @@ def build_app(target: LoadedTarget, api_key: str | None = None, limits: Limits |
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": target.model_ids, "queued": scheduler.waiting}
+        return {"status": "ok", "models": target.model_ids, "queued": scheduler.waiting,
+                "in_flight": scheduler.in_flight, "batches": scheduler.batches_run}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
