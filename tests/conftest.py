@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+from tunesmith import train
 from tunesmith.config import ModelConfig
 from tunesmith.models.load import resolve_model
 
@@ -123,3 +124,31 @@ def make_config(tmp_path: Path, tiny_llama: Path) -> Callable[..., dict[str, Any
         return config
 
     return build
+
+
+# Two LoRA runs on the tiny Llama that answer every prompt in their own way ("yes" and "no"), so a test
+# can tell which adapter answered (chat, generate, serve, export).
+PROMPTS = [
+    "Say something.", "What is the weather?", "Tell me a story.", "How are you?", "Name a city.",
+    "What time is it?", "Pick a number.", "Describe the sea.",
+]
+ANSWERS = {"yes": "Yes, certainly.", "no": "No, never."}
+
+
+def train_tiny_run(root: Path, tiny_llama: Path, name: str, answer: str, steps: int = 40) -> Path:
+    data = write_jsonl(root / f"{name}.jsonl", [{"prompt": p, "completion": answer} for p in PROMPTS])
+    config = {
+        "model": {"path": str(tiny_llama)},
+        "data": {"train": str(data), "eval": str(data), "max_length": 64, "checks": "off"},
+        "method": {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
+        "train": {"max_steps": steps, "batch_size": 4, "lr": 3e-2, "mixed_precision": "no", "warmup_steps": 0},
+        "eval": {"num_samples": 0, "memorization": {"samples": 0}, "forgetting": False},
+        "output": {"dir": str(root / "runs"), "name": name},
+    }
+    return train(config, quiet=True).run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("tiny-runs")
+    return {name: train_tiny_run(root, tiny_llama, name, answer) for name, answer in ANSWERS.items()}

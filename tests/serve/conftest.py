@@ -1,5 +1,4 @@
-"""Two LoRA runs on the tiny Llama that answer every prompt in their own way ("yes" and "no"), so a
-test can tell which adapter answered; and a real `tunesmith serve` process on loopback."""
+"""A real `tunesmith serve` process on loopback over the two tiny runs (`tiny_runs`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,34 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from tests.conftest import write_jsonl
-from tunesmith import train
-
-PROMPTS = [
-    "Say something.", "What is the weather?", "Tell me a story.", "How are you?", "Name a city.",
-    "What time is it?", "Pick a number.", "Describe the sea.",
-]
-ANSWERS = {"yes": "Yes, certainly.", "no": "No, never."}
-
-
-def train_tiny_run(root: Path, tiny_llama: Path, name: str, answer: str, steps: int = 40) -> Path:
-    data = write_jsonl(root / f"{name}.jsonl", [{"prompt": p, "completion": answer} for p in PROMPTS])
-    config = {
-        "model": {"path": str(tiny_llama)},
-        "data": {"train": str(data), "eval": str(data), "max_length": 64, "checks": "off"},
-        "method": {"name": "lora", "r": 8, "alpha": 16, "dropout": 0.0},
-        "train": {"max_steps": steps, "batch_size": 4, "lr": 3e-2, "mixed_precision": "no", "warmup_steps": 0},
-        "eval": {"num_samples": 0, "memorization": {"samples": 0}, "forgetting": False},
-        "output": {"dir": str(root / "runs"), "name": name},
-    }
-    return train(config, quiet=True).run_dir
-
-
-@pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("tiny-runs")
-    return {name: train_tiny_run(root, tiny_llama, name, answer) for name, answer in ANSWERS.items()}
 
 
 def free_port() -> int:
