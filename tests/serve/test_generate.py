@@ -20,6 +20,7 @@ ROWS = [
     {"prompt": "Describe the sea.", "id": 3},
     {"prompt": "Pick a number.", "id": 4},
     {"prompt": "Name a city.", "id": 5},
+    {"instruction": "Tell me a story.", "output": "reference answer"},
 ]
 
 
@@ -44,12 +45,13 @@ def test_generate_writes_input_plus_answer_and_resumes(
     assert "tokens/s" in capsys.readouterr().out
     # a run killed after two records (and in the middle of the third line) resumes after them
     complete = "".join(line + "\n" for line in out.read_text().splitlines()[:2])
+    assert records[-1]["instruction"] == "Tell me a story." and records[-1]["response"].startswith("Yes")
     out.write_text(complete + '{"prompt": "Describe the')
     main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(out), "--max-new-tokens", "8"])
     again = out.read_text()
     assert again.startswith(complete)
     assert read(out) == records
-    assert "3 records written" in capsys.readouterr().out
+    assert "4 records written" in capsys.readouterr().out
     main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(out), "--max-new-tokens", "8"])
     assert out.read_text() == again  # nothing left to do: nothing rewritten
     assert "0 records written" in capsys.readouterr().out
@@ -71,6 +73,10 @@ def test_generate_refuses_an_output_of_another_input(tiny_runs: dict[str, Path],
     with pytest.raises(SystemExit):
         main(["generate", str(tiny_runs["yes"]), "--data", str(bad), "--out", str(tmp_path / "o2.jsonl")])
     assert f"{bad}:2: a record needs a 'prompt' (text) or 'messages' field" in capsys.readouterr().err
+    empty = write_jsonl(tmp_path / "empty.jsonl", [{"messages": [{"role": "assistant", "content": "hi"}]}])
+    with pytest.raises(SystemExit):
+        main(["generate", str(tiny_runs["yes"]), "--data", str(empty), "--out", str(tmp_path / "o3.jsonl")])
+    assert f"{empty}:1: field 'messages' has no user turn to answer" in capsys.readouterr().err
 
 
 def test_generate_samples_n_per_prompt_reproducibly(tiny_runs: dict[str, Path], tmp_path: Path) -> None:

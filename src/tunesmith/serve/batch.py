@@ -41,7 +41,8 @@ class GenerateStats:
 
 
 def prompt_messages(row: dict[str, Any], where: str) -> list[Message]:
-    """The prompt of a `messages` or `prompt` record (a trailing assistant turn is the reference, dropped)."""
+    """The prompt of a `messages` or `prompt` record (a trailing assistant turn is the reference, dropped),
+    or of any other chat format tunesmith reads."""
     if "messages" in row:
         turns = row["messages"]
         if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
@@ -58,9 +59,27 @@ def prompt_messages(row: dict[str, Any], where: str) -> list[Message]:
             raise UserError(f"{where}: field 'messages' has no user turn to answer")
         return messages
     prompt = row.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UserError(f"{where}: a record needs a 'prompt' (text) or 'messages' field")
-    return [Message("user", prompt)]
+    if isinstance(prompt, str) and prompt.strip():
+        return [Message("user", prompt)]
+    return _prompt_of_other_format(row, where)
+
+
+def _prompt_of_other_format(row: dict[str, Any], where: str) -> list[Message]:
+    """alpaca, sharegpt and the other record formats tunesmith trains on: their prompt part."""
+    from tunesmith.data.formats import detect_format
+    from tunesmith.data.records import prompt_of
+
+    try:
+        record = detect_format(row, where, {}).to_record(row, where, {})
+    except UserError:
+        record = None
+    messages = prompt_of(record) if record is not None else None
+    if not messages:
+        raise UserError(
+            f"{where}: a record needs a 'prompt' (text) or 'messages' field (or the fields of another chat "
+            "format: alpaca instruction/input, sharegpt conversations)"
+        )
+    return messages
 
 
 def _input_part(record: dict[str, Any]) -> dict[str, Any]:
