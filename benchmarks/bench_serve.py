@@ -5,7 +5,7 @@
 1. serve: a real `tunesmith serve` process on loopback over a SmolLM2 LoRA run; for each client count N,
    N threads of the official `openai` client send streaming chat requests (greedy, --max-tokens each)
    for a bounded time. Reported: requests/s, generated tokens/s, time to first token and per-token
-   latency (p50 / p99), failures, and the server's RSS before and after. The baseline is the same
+   latency (p50 / p99), failures, and the server's RSS after a warm-up and after each load. The baseline is the same
    prompts answered one at a time by plain `model.generate` on the same run in this process.
 2. generate: `tunesmith generate`'s batched path vs a per-prompt `model.generate` loop, same prompts.
 Ratios > 1 mean tunesmith is faster. A run is trained first (4 LoRA steps) unless --run is given.
@@ -172,9 +172,12 @@ def main() -> None:
         texts = prompts()
         server = ServerProcess([str(run), "--max-batch", "8", "--max-queue", "64"], free_port())
         try:
+            load(server.base_url, run.name, 8, 5.0, args.max_tokens, texts)  # warm-up: weights paged in
             start_rss = rss_mb(server.proc.pid)
-            loads = [load(server.base_url, run.name, int(n), args.seconds, args.max_tokens, texts)
-                     for n in args.clients.split(",")]
+            loads = []
+            for n in args.clients.split(","):
+                loads.append(load(server.base_url, run.name, int(n), args.seconds, args.max_tokens, texts))
+                loads[-1]["rss_mb_after"] = rss_mb(server.proc.pid)
             end_rss = rss_mb(server.proc.pid)
         finally:
             server.stop()
@@ -188,7 +191,8 @@ def main() -> None:
         print(f"| {row['clients']} | {row['requests_per_s']:.2f} | {row['tokens_per_s']:.1f} | "
               f"{row['tokens_per_s'] / serial['tokens_per_s']:.2f}x | {row['ttft_p50_s']:.2f} / {row['ttft_p99_s']:.2f} | "
               f"{row['per_token_p50_ms']:.0f} / {row['per_token_p99_ms']:.0f} | {row['failures']} |")
-    print(f"server RSS: {start_rss:.0f} MB at start, {end_rss:.0f} MB at end")
+    after_each = ", ".join(f"{row['rss_mb_after']:.0f}" for row in loads)
+    print(f"server RSS after warm-up: {start_rss:.0f} MB; after each load: {after_each} MB; at the end {end_rss:.0f} MB")
     print(f"generate: {generate['tunesmith_tokens_per_s']:.1f} tokens/s (batched) vs "
           f"{generate['plain_tokens_per_s']:.1f} (plain per-prompt generate): {generate['ratio']:.2f}x")
     if args.json:

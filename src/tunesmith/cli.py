@@ -77,7 +77,9 @@ def config_show(
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a run folder (runs/NAME)")],
     out: Annotated[Path, typer.Option("--out", help="folder (hf, adapter) or FILE.gguf to write")],
-    fmt: Annotated[str, typer.Option("--format", help="hf (merged folder), adapter (peft folder) or gguf")] = "hf",
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="hf (merged folder), adapter (peft folder) or gguf")
+    ] = None,
     quant: Annotated[
         str | None, typer.Option("--quant", help="gguf: f16 (default), bf16 or q8_0")
     ] = None,
@@ -93,7 +95,9 @@ def export(
     from tunesmith.export.exporter import export_run
 
     _quiet()
-    typer.echo(export_run(run_dir, out, fmt, quant, overwrite, merge or fmt == "hf").note)
+    # no --format: the original command (--merge folds the method in, else base + method files)
+    merged = merge if fmt is None else merge or fmt == "hf"
+    typer.echo(export_run(run_dir, out, fmt or "hf", quant, overwrite, merged).note)
 
 
 Temperature = Annotated[float, typer.Option("--temperature", help="sampling temperature; 0: greedy")]

@@ -148,3 +148,17 @@ def test_exports_never_overwrite_what_tunesmith_did_not_write(tiny_runs: dict[st
     again = export_run(tiny_runs["no"], earlier, "hf", overwrite=True)  # our own export: replaced
     assert json.loads((again.path / "export.json").read_text())["run"].endswith("no")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_a_classification_head_export_is_verified_on_its_scores(
+    make_config: Any, tmp_path: Path
+) -> None:
+    from tests.tasks.test_classification import classification_config
+    from tunesmith import train
+
+    run = train(classification_config(make_config, tmp_path), quiet=True)
+    result = export_run(run.run_dir, tmp_path / "cls-export", "hf")
+    agreement = result.report["agreement"]["transformers"]
+    assert agreement["argmax_agreement"] == 1.0 and agreement["max_logprob_diff"] < 1e-4
+    with pytest.raises(UserError, match="has a scoring head"):
+        export_run(run.run_dir, tmp_path / "cls.gguf", "gguf")

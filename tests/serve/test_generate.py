@@ -79,6 +79,31 @@ def test_generate_refuses_an_output_of_another_input(tiny_runs: dict[str, Path],
     assert f"{empty}:1: field 'messages' has no user turn to answer" in capsys.readouterr().err
 
 
+def test_generate_keeps_what_it_did_not_write(tiny_runs: dict[str, Path], tmp_path: Path, capsys: Any) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", ROWS[:2])
+    foreign = tmp_path / "notes.jsonl"
+    foreign.write_text('{"my": "notes"}')  # one line, no newline at the end: not generate's output
+    with pytest.raises(SystemExit):
+        main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(foreign)])
+    assert foreign.read_text() == '{"my": "notes"}'
+    scrap = tmp_path / "scrap.txt"
+    scrap.write_text("half a line with no newline")
+    with pytest.raises(SystemExit):
+        main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(scrap)])
+    assert scrap.read_text() == "half a line with no newline"
+    assert "holds data that generate did not write" in capsys.readouterr().err
+    out = tmp_path / "out.jsonl"
+    main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(out), "--max-new-tokens", "4"])
+    first = out.read_text().splitlines()[0]
+    out.write_text(first)  # our own first record, its newline lost: kept, and the rest appended after it
+    main(["generate", str(tiny_runs["yes"]), "--data", str(data), "--out", str(out), "--max-new-tokens", "4"])
+    assert out.read_text().splitlines()[0] == first and len(read(out)) == 2
+    clash = write_jsonl(tmp_path / "clash.jsonl", [{"prompt": "hi", "response": "my reference"}])
+    with pytest.raises(SystemExit):
+        main(["generate", str(tiny_runs["yes"]), "--data", str(clash), "--out", str(tmp_path / "c.jsonl")])
+    assert f"{clash}:1: the record already has a field 'response'" in capsys.readouterr().err
+
+
 def test_generate_samples_n_per_prompt_reproducibly(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "in.jsonl", ROWS[:2])
     outs = []
@@ -104,8 +129,9 @@ def test_generate_on_a_classification_run_writes_labels_and_probabilities(
     labels = json.loads((run.run_dir / "labels.json").read_text())
     records = read(out)
     assert len(records) == len(rows)
-    for record in records:
-        assert record["label"] in labels
+    for row, record in zip(rows, records, strict=True):
+        assert {k: record[k] for k in row} == row  # the gold label stays as it was
+        assert record["predicted_label"] in labels
         assert set(record["probabilities"]) == set(labels)
         assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
-        assert record["label"] == max(record["probabilities"], key=record["probabilities"].get)
+        assert record["predicted_label"] == max(record["probabilities"], key=record["probabilities"].get)

@@ -63,7 +63,21 @@ def test_chat_and_completions_plain_and_streaming(server: ServerProcess) -> None
     assert [c.message.content for c in again.choices] == [c.message.content for c in several.choices]
 
 
-def test_two_adapters_answer_concurrently_with_their_own_outputs(server: ServerProcess) -> None:
+def answer_alone(run: Path, prompt: str) -> str:
+    """The run loaded on its own base, in this process: what the server must reproduce."""
+    from tunesmith.data.records import Message
+    from tunesmith.serve.engine import Job, run_batch
+    from tunesmith.serve.sampling import Sampling
+    from tunesmith.serve.target import load_served
+
+    target = load_served(str(run))
+    job = Job(target.chat_ids([Message("user", prompt)]), Sampling(max_new_tokens=10))
+    return run_batch(target.model, target.tokenizer, [job], target.stop_ids)[0].text
+
+
+def test_two_adapters_answer_concurrently_with_their_own_outputs(
+    server: ServerProcess, tiny_runs: dict[str, Path]
+) -> None:
     api = client(server)
     prompts = ["Say something.", "How are you?", "Describe the sea.", "Pick a number."]
 
@@ -73,14 +87,13 @@ def test_two_adapters_answer_concurrently_with_their_own_outputs(server: ServerP
                                             max_tokens=10, temperature=0)
         return model, reply.choices[0].message.content or ""
 
-    alone = {(m, p): ask((m, p))[1] for m in ("yes", "no") for p in prompts[:1]}
+    alone = {(m, p): answer_alone(tiny_runs[m], p) for m in ("yes", "no") for p in prompts}
     jobs = [(m, p) for p in prompts for m in ("yes", "no", "yes", "no")][:12]
     with futures.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(ask, jobs))
     for (model, prompt), (_, text) in zip(jobs, answers, strict=True):
-        assert text.startswith("Yes" if model == "yes" else "No"), (model, prompt, text)
-        if (model, prompt) in alone:
-            assert text == alone[(model, prompt)]
+        assert text == alone[(model, prompt)], (model, prompt)  # each adapter answers as when loaded alone
+        assert text.startswith("Yes" if model == "yes" else "No")
     base = api.chat.completions.create(model=[m.id for m in api.models.list().data][2],
                                        messages=[{"role": "user", "content": "Say something."}], max_tokens=10,
                                        temperature=0).choices[0].message.content
@@ -107,6 +120,10 @@ CHAT = {"model": "yes", "messages": [{"role": "user", "content": "hi"}], "max_to
         ({**CHAT, "max_tokens": 10_000}, 400, "max_tokens", "invalid_value"),
         ({**CHAT, "temperature": "hot"}, 400, "temperature", "invalid_value"),
         ({**CHAT, "stream": "maybe"}, 400, "stream", "invalid_value"),
+        ({**CHAT, "max_tokens": "4"}, 400, "max_tokens", "invalid_value"),
+        ({**CHAT, "seed": 2**64}, 400, "seed", "invalid_value"),
+        ({**CHAT, "n": 0}, 400, "n", "invalid_value"),
+        ({**CHAT, "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role", "invalid_value"),
         ({**CHAT, "logit_bias_x": 1}, 400, "logit_bias_x", None),
         ({**CHAT, "messages": []}, 400, "messages", "invalid_value"),
         ({**CHAT, "messages": [{"role": "user", "content": "word " * 1100}]}, 400, "messages",
@@ -123,6 +140,13 @@ def test_bad_requests_get_openai_errors(
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["param"] == param and error["code"] == code and error["message"]
+
+
+def test_completion_bounds(server: ServerProcess) -> None:
+    for body, param in (({"model": "yes", "prompt": ""}, "prompt"), ({"model": "yes", "prompt": "x", "echo": True}, "echo"),
+                        ({"model": "yes", "prompt": ["a", "b"]}, "prompt")):
+        response = post(server, "/v1/completions", body)
+        assert response.status_code == 400 and response.json()["error"]["param"] == param
 
 
 def test_api_key_and_body_size(server: ServerProcess) -> None:
@@ -168,3 +192,19 @@ def test_adapters_must_share_base_and_method(tiny_runs: dict[str, Path], tiny_gp
         _adapters(["broken"])
     with pytest.raises(UserError, match="needs TARGET to be a run folder"):
         load_served(str(tiny_gpt2), {"no": str(tiny_runs["no"])})
+    with pytest.raises(UserError, match="that name is TARGET's own model id"):
+        load_served(str(tiny_runs["yes"]), {"yes": str(tiny_runs["no"])})
+
+
+def test_adapters_with_another_chat_format_are_refused(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    from tunesmith.errors import UserError
+    from tunesmith.serve.target import load_served
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_runs["no"], other)
+    config = other / "config.yaml"
+    config.write_text(config.read_text().replace("system_prompt: null", "system_prompt: Be terse."))
+    with pytest.raises(UserError, match="data.system_prompt is 'Be terse.'"):
+        load_served(str(tiny_runs["yes"]), {"other": str(other)})

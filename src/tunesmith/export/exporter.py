@@ -27,6 +27,7 @@ from tunesmith.data.templates import build_renderer
 from tunesmith.errors import UserError
 from tunesmith.export import verify
 from tunesmith.export.card import CARD_MARK, model_card
+from tunesmith.export.modelfile import MODELFILE_MARK
 from tunesmith.models.tuned import RunModel, load_base, read_run
 from tunesmith.runs.folder import atomic_write_json, atomic_write_text
 
@@ -102,20 +103,34 @@ def _check_out(run: RunModel, out: Path, fmt: str, overwrite: bool) -> None:
     if resolved == run_path or run_path in resolved.parents or resolved in run_path.parents:
         raise UserError(f"--out {out} overlaps the run folder {run.path}; export somewhere else")
     if fmt == "gguf":
-        if out.suffix != ".gguf":
-            raise UserError(f"--format gguf writes one file: --out must end in .gguf (got {out})")
-        beside = [out, out.parent / MODELFILE, out.parent / EXPORT_JSON]
-        taken = [p for p in beside if p.exists()]
-        if taken and not overwrite:
-            raise UserError(f"--out: {taken[0]} already exists; choose another path or pass --overwrite")
-        if taken and not _ours(out.parent / EXPORT_JSON):
-            raise UserError(f"--overwrite: {taken[0]} was not written by tunesmith export; it is left alone")
+        _check_gguf_out(out, overwrite)
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise UserError(f"--out {out} already exists and is not empty; choose another folder or pass --overwrite")
         if not (out.is_dir() and _ours(out / EXPORT_JSON)):
             raise UserError(f"--overwrite: {out} is not a tunesmith export; it is left alone")
+
+
+def _check_gguf_out(out: Path, overwrite: bool) -> None:
+    """FILE.gguf, Modelfile and export.json may replace only one earlier tunesmith export of FILE.gguf."""
+    if out.suffix != ".gguf":
+        raise UserError(f"--format gguf writes one file: --out must end in .gguf (got {out})")
+    beside = [out, out.parent / MODELFILE, out.parent / EXPORT_JSON]
+    taken = [p for p in beside if p.exists()]
+    if not taken:
+        return
+    if not overwrite:
+        raise UserError(f"--out: {taken[0]} already exists; choose another path or pass --overwrite")
+    record = out.parent / EXPORT_JSON
+    if not _ours(record) or json.loads(record.read_text()).get("artifact") != out.name:
+        raise UserError(
+            f"--overwrite: {taken[0]} was not written by tunesmith export of {out.name}; it is left alone "
+            "(one GGUF export per folder)"
+        )
+    modelfile = out.parent / MODELFILE
+    if modelfile.exists() and not modelfile.read_text(errors="replace").startswith(MODELFILE_MARK):
+        raise UserError(f"--overwrite: {modelfile} was not written by tunesmith export; it is left alone")
 
 
 def _ours(export_json: Path) -> bool:
@@ -173,6 +188,9 @@ def _judge(agreements: list[verify.Agreement], level: str | None) -> list[str]:
             problems.append(f"{a.tool}: the stored chat template renders another prompt")
         if level is None:
             continue
+        if a.stopped_at_end_of_turn is not None and a.stopped_at_end_of_turn < 1.0:
+            problems.append(f"{a.tool}: stops at the end-of-turn token on only {a.stopped_at_end_of_turn:.0%} of the "
+                            "probes where the trained model stops")
         limits = TOLERANCE[level]
         if a.argmax_agreement < limits["argmax_agreement"]:
             problems.append(f"{a.tool}: argmax agreement {a.argmax_agreement:.3f} < {limits['argmax_agreement']}")
@@ -237,7 +255,11 @@ def _export_hf(loaded: Loaded, out: Path, staging: Path, merge: bool) -> ExportR
         note = f"{why}exported the base model to {out} and the {method.name} files to {out / METHOD_SUBFOLDER}"
     loaded.tokenizer.save_pretrained(folder)
     agreements = []
-    if loaded.probes:
+    if not loaded.probes:  # a scoring head: its scores on the probe texts
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        agreements.append(verify.head_agreement(loaded.trained, _reload_head(run, folder, merged), tokenizer,
+                                                probe_texts(run)))
+    else:
         reloaded = _reload_hf(run, folder, merged)
         tokenizer = AutoTokenizer.from_pretrained(folder)
         agreement = verify.measure(loaded.probes, verify.TransformersRunner(reloaded, tokenizer, _stop_ids(loaded)))
@@ -252,6 +274,20 @@ def _export_hf(loaded: Loaded, out: Path, staging: Path, merge: bool) -> ExportR
     report = _finish(loaded, "hf", None, agreements, "exact", folder, folder, {"merged": merged})
     _move_folder(folder, out)
     return ExportResult(out, merged, note + _agreement_note(agreements), report)
+
+
+def _reload_head(run: RunModel, folder: Path, merged: bool) -> Any:
+    from tunesmith.models.load import ModelSource
+    from tunesmith.tasks import TASKS
+
+    config = run.config.model_copy(update={"model": run.config.model.model_copy(update={"path": str(folder)})})
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = TASKS.get(config.task.name).load_model(ModelSource(folder, str(folder)), config, run.labels, tokenizer)
+    if not merged:
+        model = run.method.load_trained(model, folder / METHOD_SUBFOLDER)
+    return model.eval()
 
 
 def _reload_hf(run: RunModel, folder: Path, merged: bool) -> Any:
@@ -301,16 +337,21 @@ def _export_gguf(loaded: Loaded, out: Path, staging: Path, quant: str) -> Export
     )
     atomic_write_text(staging / MODELFILE, text)
     level = "half" if quant in LOSSLESS else None
+    if not template_ok:
+        raise UserError(
+            "export --format gguf: the run's chat template cannot be rebuilt as an Ollama TEMPLATE that renders "
+            "the same prompts; nothing was written (use --format hf)"
+        )
     report = _finish(loaded, "gguf", quant, agreements, level, artifact, staging,
                      {"modelfile_template_verified": template_ok, "size_bytes": artifact.stat().st_size})
-    for name in (MODELFILE, EXPORT_JSON):
-        (staging / name).replace(out.parent / name)
+    artifact.replace(out)  # export.json goes in last: its presence says the export is complete
+    (staging / MODELFILE).replace(out.parent / MODELFILE)
     card = out.parent / "README.md"
     if not card.exists() or card.read_text(errors="replace").startswith(CARD_MARK):
         (staging / "README.md").replace(card)
     else:  # someone else's README: leave it, put the card beside the file
         (staging / "README.md").replace(out.with_suffix(".README.md"))
-    artifact.replace(out)
+    (staging / EXPORT_JSON).replace(out.parent / EXPORT_JSON)
     drift = "" if level else " (lossy: drift measured, not judged)"
     return ExportResult(out, True, f"GGUF {quant}: {out} + {out.parent / MODELFILE}{drift}"
                         + _agreement_note(agreements), report)
@@ -318,7 +359,8 @@ def _export_gguf(loaded: Loaded, out: Path, staging: Path, quant: str) -> Export
 
 def _llama_cpp_agreement(loaded: Loaded, artifact: Path) -> verify.Agreement:
     try:
-        runner = verify.LlamaCppRunner(artifact)
+        longest = max(len(p.prompt_ids) + len(p.tokens) for p in loaded.probes)
+        runner = verify.LlamaCppRunner(artifact, n_ctx=max(512, longest + 16))
     except ImportError:
         raise UserError(
             "export --format gguf verifies the file in llama.cpp: pip install llama-cpp-python (builds from source)"
@@ -364,8 +406,7 @@ def _agreement_note(agreements: list[verify.Agreement]) -> str:
 
 def _move_folder(folder: Path, out: Path) -> None:
     if out.exists():  # checked before: an earlier tunesmith export or an empty folder
-        old = out.with_name(f".old-{out.name}")
-        shutil.rmtree(old, ignore_errors=True)
+        old = folder.with_name(f"{folder.name}.replaced")  # inside our own staging folder
         out.rename(old)
         folder.rename(out)
         shutil.rmtree(old, ignore_errors=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tunesmith.data.records import Message
 from tunesmith.data.templates import ChatRenderer
 
+MODELFILE_MARK = "# Ollama Modelfile written by tunesmith"
 MARK = {"system": "SYSTEMMARK7", "user": "USERMARK7", "assistant": "ASSISTANTMARK7", "user2": "SECONDMARK7"}
 
 
@@ -115,7 +116,7 @@ def write_modelfile_text(
 ) -> tuple[str, bool]:
     """(the Modelfile, whether its template reproduces the run's template exactly)."""
     pieces = template_pieces(renderer)
-    lines = [f"# Ollama Modelfile written by tunesmith for run {run_name}: ollama create NAME -f Modelfile",
+    lines = [f"{MODELFILE_MARK} for run {run_name}: ollama create NAME -f Modelfile",
              f"FROM ./{gguf_name}"]
     verified = False
     if pieces is not None:

@@ -54,6 +54,7 @@ class Agreement:
     stopped_at_end_of_turn: float | None  # of the probes where the trained model stops: share that do
     tokenizer_match: float | None = None  # probe prompts tokenized to the same ids
     chat_template_match: bool | None = None  # the artifact's own template renders the same prompt
+    compared: str = "token log-probabilities"  # scoring heads: their raw scores (logits) instead
 
     def as_json(self) -> dict[str, Any]:
         return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -140,7 +141,7 @@ class LlamaCppRunner:
 
     tool = "llama.cpp"
 
-    def __init__(self, path: Path, n_ctx: int = 1024) -> None:
+    def __init__(self, path: Path, n_ctx: int = 2048) -> None:
         import llama_cpp
 
         self.lib = llama_cpp
@@ -192,3 +193,15 @@ def template_agreement(probes: list[Probe], system: str | None, render: Any) -> 
         if render(messages) != probe.prompt:
             return False
     return True
+
+
+@torch.no_grad()
+def head_agreement(trained: Any, exported: Any, tokenizer: Any, texts: list[str]) -> Agreement:
+    """A scoring head (classification, reward): the exported model's raw scores on the probe texts."""
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    scores = [m.eval()(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
+              for m in (trained, exported)]  # (N, C) each
+    diff = (scores[0] - scores[1]).abs()
+    agree = float((scores[0].argmax(-1) == scores[1].argmax(-1)).float().mean())
+    return Agreement("transformers", agree, agree, float(diff.max()), float(diff.mean()), None,
+                     compared="head scores (logits) on the probe texts; greedy = argmax class")

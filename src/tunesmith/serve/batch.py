@@ -1,7 +1,8 @@
 """`tunesmith generate TARGET --data IN --out OUT`: answers for a file of prompts, resumable.
 
 Each output line is the input record plus `response`, `finish_reason` and token counts (classification
-runs: `label` and `probabilities`). Work goes in chunks in input order, each chunk batched by prompt
+runs: `predicted_label` and `probabilities`; an input that already has one of these fields is refused, so
+nothing of it is lost). Work goes in chunks in input order, each chunk batched by prompt
 length; a chunk's lines are appended and synced before the next starts. A rerun first checks that OUT
 was written from this input (line by line), then skips what is answered: earlier lines are never
 rewritten, and an OUT made from another file is refused.
@@ -24,7 +25,9 @@ from tunesmith.serve.engine import Job, batches_by_length, run_batch
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget
 
-ADDED = ("response", "finish_reason", "prompt_tokens", "completion_tokens", "sample", "label", "probabilities")
+ADDED = (
+    "response", "finish_reason", "prompt_tokens", "completion_tokens", "sample", "predicted_label", "probabilities",
+)
 
 
 @dataclass
@@ -92,6 +95,11 @@ def answered_count(out: Path, rows: list[tuple[str, dict[str, Any]]], n: int) ->
         return 0
     raw = out.read_bytes()
     complete = raw[: raw.rfind(b"\n") + 1]
+    tail = raw[len(complete) :]
+    if tail.strip() and _is_record(tail):  # a last record without its newline: a line like the others
+        complete, tail = raw + b"\n", b""
+    if not complete.strip() and tail.strip():
+        raise UserError(f"--out {out} holds data that generate did not write; choose another --out")
     count = 0
     for lineno, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -107,10 +115,20 @@ def answered_count(out: Path, rows: list[tuple[str, dict[str, Any]]], n: int) ->
                 "another input file (or other --n); choose another --out"
             )
         count += 1
-    if len(complete) < len(raw):  # a line cut by a kill: ours (every full line matched), so drop the tail
+    if tail:  # a line cut by a kill: ours (every full line matched), so it is dropped and answered again
         with out.open("r+b") as handle:
-            handle.truncate(len(complete))
+            handle.truncate(len(raw) - len(tail))
+    elif not raw.endswith(b"\n") and raw:
+        with out.open("ab") as handle:
+            handle.write(b"\n")
     return count
+
+
+def _is_record(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
 
 
 def _append(out: Path, records: list[dict[str, Any]]) -> None:
@@ -135,6 +153,10 @@ def generate_file(
     if n > 1 and sampling.greedy:
         raise UserError(f"--n {n} samples of a greedy answer are all the same; set --temperature above 0")
     rows = read_rows(data)
+    for where, row in rows:
+        clash = next((k for k in ADDED if k in row), None)
+        if clash is not None:
+            raise UserError(f"{where}: the record already has a field {clash!r}, which generate writes; rename it")
     done = answered_count(out, rows, n)
     todo = [(i, s) for i in range(len(rows)) for s in range(n)][done:]
     started, tokens, written = time.perf_counter(), 0, 0
@@ -211,6 +233,6 @@ def _classify(
     records = []
     for (index, _), p in zip(chunk, probs, strict=True):
         best = max(range(len(p)), key=p.__getitem__)
-        records.append({**rows[index][1], "label": target.labels[best],
+        records.append({**rows[index][1], "predicted_label": target.labels[best],
                         "probabilities": {name: round(v, 6) for name, v in zip(target.labels, p, strict=True)}})
     return records

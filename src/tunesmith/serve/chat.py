@@ -13,11 +13,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from tunesmith.data.records import Message
+from tunesmith.errors import UserError
 from tunesmith.serve.engine import Job, run_batch
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget
@@ -56,7 +57,11 @@ class ChatSession:
     def answer(self, messages: list[Message], model_id: str, stream: bool = True) -> Job:
         """One answer, streamed to the screen; Ctrl-C cancels it and keeps what was said so far."""
         model = self.target.use(model_id)
-        job = Job(self.target.chat_ids(messages), self.sampling)
+        ids = self.target.chat_ids(messages)
+        room = self.target.context_length - len(ids)
+        if room < 1:
+            raise UserError(f"the conversation has {len(ids)} tokens, the model's context is {self.target.context_length}")
+        job = Job(ids, replace(self.sampling, max_new_tokens=min(self.sampling.max_new_tokens, room)))
         if stream:
             job.on_text = lambda text: self.say(text, end="")
         with _cancel_on_interrupt(job):
@@ -116,7 +121,12 @@ def run_chat(session: ChatSession, read_line: Callable[[str], str] = input) -> N
             continue
         session.history.append(Message("user", text))
         session.say(f"{session.model_id}> ", end="")
-        job = session.answer(session.messages(), session.model_id)
+        try:
+            job = session.answer(session.messages(), session.model_id)
+        except UserError as exc:  # e.g. the chat outgrew the context: say so, keep the conversation
+            session.history.pop()
+            session.say(f"(error: {exc.message}; /save keeps what there is, /reset starts over)")
+            continue
         session.history.append(Message("assistant", job.text.strip()))
 
 

@@ -8,6 +8,7 @@ answer. Admission is bounded: when `max_queue` jobs are waiting or running, `sub
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -36,11 +37,17 @@ class Scheduler:
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.pending: deque[Ticket] = deque()
-        self.in_flight = 0  # jobs queued or being answered
+        self.running: list[Ticket] = []
         self.lock = threading.Condition()
         self.batches_run = 0
         self.worker = threading.Thread(target=self._work, name="tunesmith-generate", daemon=True)
         self.worker.start()
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs queued or still generating (a finished or cancelled row frees its place at once)."""
+        with self.lock:
+            return len(self.pending) + sum(not t.job.done for t in self.running)
 
     @property
     def waiting(self) -> int:
@@ -49,22 +56,31 @@ class Scheduler:
 
     def submit(self, tickets: list[Ticket]) -> None:
         """Queue all of a request's jobs, or none of them."""
-        with self.lock:
-            if self.in_flight + len(tickets) > self.max_queue:
-                raise QueueFull(f"{self.in_flight} jobs are queued or running (limit {self.max_queue})")
-            self.in_flight += len(tickets)
+        with self.lock:  # a reentrant lock: in_flight takes it again
+            busy = self.in_flight
+            if busy + len(tickets) > self.max_queue:
+                raise QueueFull(f"{busy} jobs are queued or running (limit {self.max_queue})")
             self.pending.extend(tickets)
             self.lock.notify()
 
     def _next_batch(self) -> list[Ticket]:
         with self.lock:
-            while not self.pending:
-                self.lock.wait()
-            model_id = self.pending[0].model_id
-            batch = [t for t in self.pending if t.model_id == model_id][: self.max_batch]
-            for ticket in batch:
-                self.pending.remove(ticket)
-            return batch
+            while True:
+                while not self.pending:
+                    self.lock.wait()
+                gone = [t for t in self.pending if t.job.cancel.is_set()]  # clients that left while queued
+                for ticket in gone:
+                    self.pending.remove(ticket)
+                    ticket.job.finish_reason = "cancelled"
+                    _notify(ticket)
+                if not self.pending:
+                    continue
+                model_id = self.pending[0].model_id
+                batch = [t for t in self.pending if t.model_id == model_id][: self.max_batch]
+                for ticket in batch:
+                    self.pending.remove(ticket)
+                self.running = batch
+                return batch
 
     def _work(self) -> None:
         while True:
@@ -78,6 +94,11 @@ class Scheduler:
                     ticket.job.text = f"generation failed: {exc}"
             with self.lock:
                 self.batches_run += 1
-                self.in_flight -= len(batch)
+                self.running = []
             for ticket in batch:
-                ticket.on_done(ticket.job)
+                _notify(ticket)
+
+
+def _notify(ticket: Ticket) -> None:
+    with contextlib.suppress(Exception):  # a request whose event loop is gone must not stop the worker
+        ticket.on_done(ticket.job)

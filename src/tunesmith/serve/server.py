@@ -98,7 +98,7 @@ def build_app(target: LoadedTarget, api_key: str | None = None, limits: Limits |
         body: ChatRequest = parse_request(ChatRequest, await _read_json(request, limits))
         messages = [Message("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
         _check_model(target, body.model)
-        prompt_ids = target.chat_ids(messages)
+        prompt_ids = _render(lambda: target.chat_ids(messages), "messages")
         return await _answer(request, body, prompt_ids, "chat.completion", target, scheduler, limits)
 
     @app.post("/v1/completions")
@@ -109,11 +109,28 @@ def build_app(target: LoadedTarget, api_key: str | None = None, limits: Limits |
             if len(body.prompt) != 1:
                 raise ApiError(400, "prompt: give one prompt per request", param="prompt")
             body.prompt = body.prompt[0]
+        if body.echo:
+            raise ApiError(400, "echo is not supported", param="echo")
         _check_model(target, body.model)
-        prompt_ids = target.text_ids(body.prompt)
+        prompt_ids = _render(lambda: target.text_ids(body.prompt), "prompt")
+        if not prompt_ids:
+            raise ApiError(400, "prompt: empty", param="prompt")
         return await _answer(request, body, prompt_ids, "text_completion", target, scheduler, limits)
 
     return app
+
+
+def _render(build: Any, param: str) -> list[int]:
+    """Prompt token ids; a template that rejects these messages is the request's fault (400)."""
+    import jinja2
+
+    from tunesmith.errors import UserError
+
+    try:
+        ids: list[int] = build()
+    except (jinja2.TemplateError, UserError, ValueError) as exc:
+        raise ApiError(400, f"the chat template cannot render these messages: {exc}", param=param) from None
+    return ids
 
 
 def _check_key(request: Any, api_key: str | None) -> None:
@@ -213,16 +230,19 @@ async def _answer(
 
 
 async def _wait_all(request: Any, pending: Pending) -> None:
-    left = len(pending.jobs)
+    """Wait for every job; a client that hangs up meanwhile (checked twice a second) cancels them."""
+    left, checked = len(pending.jobs), time.monotonic()
     while left:
         try:
             _, text = await asyncio.wait_for(pending.events.get(), timeout=0.5)
+            left -= text is None
         except TimeoutError:
+            pass
+        if time.monotonic() - checked >= 0.5:
+            checked = time.monotonic()
             if await request.is_disconnected():
                 pending.cancel()
                 return
-            continue
-        left -= text is None
 
 
 def _raise_failed(jobs: list[Job]) -> None:
@@ -244,7 +264,11 @@ async def _stream(
 ) -> AsyncIterator[str]:
     kind = "chat.completion.chunk" if obj == "chat.completion" else "text_completion"
 
+    with_usage = body.stream_options is not None and body.stream_options.include_usage
+
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        if with_usage:  # as OpenAI: "usage": null on every chunk but the last
+            extra.setdefault("usage", None)
         return f"data: {json.dumps(chunk(request_id, kind, body.model, choices, **extra))}\n\n"
 
     def piece(index: int, text: str | None, reason: str | None) -> dict[str, Any]:
@@ -270,7 +294,7 @@ async def _stream(
                 yield f"data: {json.dumps(ApiError(500, job.text, 'server_error').body())}\n\n"
                 continue
             yield event([piece(index, None, "length" if job.finish_reason == "length" else "stop")])
-        if body.stream_options is not None and body.stream_options.include_usage:
+        if with_usage:
             completion_tokens = sum(len(j.tokens) for j in pending.jobs)
             yield event([], usage=usage(prompt_tokens, completion_tokens))
         yield "data: [DONE]\n\n"

@@ -90,6 +90,8 @@ def load_served(text: str, adapters: dict[str, str] | None = None) -> LoadedTarg
     adapters = adapters or {}
     path = Path(text)
     if (path / "config.yaml").is_file():
+        if path.name in adapters:
+            raise UserError(f"--adapter {path.name}: that name is TARGET's own model id; choose another name")
         return _load_runs({path.name: text, **adapters})
     if adapters:
         raise UserError(f"--adapter needs TARGET to be a run folder; {text} is a plain model")
@@ -114,6 +116,7 @@ def _load_runs(runs: dict[str, str]) -> LoadedTarget:
 
         model, tokenizer = load_target(Target(first_name, run.config, run), run.labels)
         return _loaded(first_name, base_name, model, tokenizer, run.config, [first_name], run.method, run.labels)
+    _check_same_chat(first_name, run.config, runs)
     bank = TunedModels(runs)
     loaded = _loaded(
         first_name, base_name, bank.model, bank.tokenizer, run.config, list(runs), run.method, run.labels
@@ -121,6 +124,19 @@ def _load_runs(runs: dict[str, str]) -> LoadedTarget:
     loaded.bank = bank
     loaded.use(first_name)
     return loaded
+
+
+def _check_same_chat(first_name: str, config: RunConfig, runs: dict[str, str]) -> None:
+    """Adapters share one tokenizer and renderer: they must have trained with the same template and system
+    prompt, or an adapter would be served in a format it never saw."""
+    for name, path in runs.items():
+        other = read_run(path).config.data
+        for key in ("chat_template", "system_prompt"):
+            if getattr(other, key) != getattr(config.data, key):
+                raise UserError(
+                    f"--adapter {name}: data.{key} is {getattr(other, key)!r}, run {first_name} has "
+                    f"{getattr(config.data, key)!r}; serve runs that differ in their chat format separately"
+                )
 
 
 def _loaded(
@@ -162,6 +178,9 @@ def _load_adapter_export(path: Path) -> LoadedTarget:
     base = info.get("base_model")
     if not isinstance(base, str):
         raise UserError(f"{path / ADAPTER_EXPORT}: no base_model; re-export the run")
+    folder = info.get("base_model_folder")
+    if isinstance(folder, str) and (Path(folder) / "config.json").is_file():
+        base = folder  # the resolved HF folder: independent of the directory the export is used from
     config = load_config(
         {
             "model": {"path": base},
