@@ -22,7 +22,12 @@ from tunesmith.console import Reporter
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
-from tunesmith.engine.checkpoint import list_checkpoints, load_best_weights, load_checkpoint
+from tunesmith.engine.checkpoint import (
+    clean_stale,
+    load_best_weights,
+    load_checkpoint,
+    newest_valid_checkpoint,
+)
 from tunesmith.engine.loop import emit, eval_record, peak_memory_mb, run_loop
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
@@ -237,7 +242,9 @@ def _train_prepared(
     before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
-        state, saved, best = _restore(run, session.wrapped, session.optimizer, session.scheduler, state)
+        state, saved, best, session.resumed_from = _restore(
+            run, session.wrapped, session.optimizer, session.scheduler, state, reporter.say
+        )
         watchers.load_state_dict(saved, best)
     # the overfitting watch first: it adds the generalization gap to the records the others log
     all_callbacks: list[Callback] = [
@@ -391,18 +398,22 @@ def _load_or_run_before(session: TrainingSession, resume: bool) -> dict[str, Any
 
 
 def _restore(
-    run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState
-) -> tuple[LoopState, dict[str, Any], dict[str, Any]]:
-    """(state at the newest checkpoint, the watchers' saved state, early stopping's best weights)."""
-    checkpoints = list_checkpoints(run.checkpoints)
-    if not checkpoints:
+    run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState, say: Any
+) -> tuple[LoopState, dict[str, Any], dict[str, Any], Path]:
+    """(state at the newest checkpoint that verifies, the watchers' saved state, early stopping's best
+    weights, that checkpoint's path). Newer checkpoints that fail verification are named and skipped."""
+    for note in clean_stale(run.checkpoints):
+        say(f"checkpoints: {note}")
+    path = newest_valid_checkpoint(run.checkpoints, say)
+    if path is None:
         raise UserError(
             f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite"
         )
-    info = load_checkpoint(checkpoints[-1], model, optimizer, scheduler)
+    info = load_checkpoint(path, model, optimizer, scheduler)
     state.step = info["step"]
     run.truncate_metrics(state.step)
-    return state, info.get("watchers", {}), load_best_weights(checkpoints[-1])
+    say(f"resuming from {path.name} (verified against its manifest)")
+    return state, info.get("watchers", {}), load_best_weights(path), path
 
 
 def _save_final(

@@ -5,7 +5,8 @@ metrics, general-text perplexity, checkpoints). `pipeline` decides the order; th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tunesmith.config import RunConfig
@@ -20,6 +21,7 @@ from tunesmith.evaluate.forgetting import general_perplexity
 from tunesmith.evaluate.loss import build_eval_batches
 from tunesmith.methods import Method
 from tunesmith.runs.folder import RunFolder
+from tunesmith.runs.record import run_identity
 from tunesmith.tasks import Task
 
 
@@ -40,6 +42,8 @@ class TrainingSession:
     total_steps: int
     eval_batches: list[Any]
     watchers: Watchers
+    identity: dict[str, Any] = field(default_factory=dict)  # config hash + data fingerprint, for manifests
+    resumed_from: Path | None = None  # the checkpoint this run resumed from: never rotated away
 
     @property
     def has_eval_loss(self) -> bool:
@@ -54,7 +58,8 @@ class TrainingSession:
         best = self.watchers.best_weights or None
         keep = self.cfg.train.keep_checkpoints
         save_checkpoint(
-            self.run.checkpoints, step, self.wrapped, self.optimizer, self.scheduler, extra, keep, best
+            self.run.checkpoints, step, self.wrapped, self.optimizer, self.scheduler, extra, keep, best,
+            identity=self.identity, protect=self.resumed_from,
         )
 
     def task_eval(self, eval_loss: float | None) -> dict[str, Any] | None:
@@ -135,5 +140,5 @@ def build_session(
     watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, say)
     return TrainingSession(
         cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
-        total_steps, eval_batches, watchers,
+        total_steps, eval_batches, watchers, run_identity(cfg),
     )  # fmt: skip

@@ -1,12 +1,19 @@
-"""Atomic, resumable checkpoints: trained weights + optimizer + scheduler + RNG + position.
+"""Checkpoints that are whole or absent: trained weights + optimizer + scheduler + RNG + position.
 
-A checkpoint is written under a temporary name and renamed when complete, so the newest `step-N`
-folder is always whole; only the trainable tensors are stored (for LoRA, a few MB).
+A checkpoint is written into a hidden temporary folder: the trainable tensors and the optimizer's tensors
+as safetensors, everything else as JSON (no pickle anywhere: a checkpoint from someone else cannot run
+code), every file fsynced, then `manifest.json` last (sha256 and size of each file, library versions,
+the run's config hash and data fingerprint), the folder fsynced and renamed to `step-N`. Loading verifies
+the manifest first; a checkpoint that fails is named with the file that is wrong, and resume falls back
+to the newest one that verifies. Rotation deletes old checkpoints only after the new one is in place,
+never the protected one (what the run resumed from). Leftovers of a killed save are cleaned at start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -18,7 +25,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tunesmith.engine.state_codec import decode, encode
+from tunesmith.errors import UserError
+
 STEP_DIR = re.compile(r"^step-(\d+)$")
+BEST_FILE = "best_trainable.safetensors"
+MANIFEST = "manifest.json"
+STATE_TENSORS = "training_state.safetensors"
+STATE_JSON = "training_state.json"
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is incomplete, truncated or altered."""
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -39,12 +57,36 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-BEST_FILE = "best_trainable.safetensors"
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import safetensors
+    import transformers
+
+    import tunesmith
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "safetensors": safetensors.__version__, "tunesmith": tunesmith.__version__}
 
 
 def save_checkpoint(
@@ -56,34 +98,128 @@ def save_checkpoint(
     extra: dict[str, Any],
     keep: int,
     best: dict[str, torch.Tensor] | None = None,
+    identity: dict[str, Any] | None = None,
+    protect: Path | None = None,
 ) -> Path:
-    """An atomic checkpoint; BEST: early stopping's best trainable weights so far, kept beside it."""
+    """Write `step-N` atomically (see the module docstring); returns its path.
+
+    identity: what the manifest records about the run (config hash, data fingerprint).
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step}"
-    tmp = root / f".tmp-step-{step}"
+    tmp = root / f".tmp-step-{step}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-    if best:
-        save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / BEST_FILE))
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-        tmp / "training_state.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    try:
+        _write_files(tmp, step, model, optimizer, scheduler, extra, best, identity or {})
+        _swap_in(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if protect is None or old.resolve() != protect.resolve():
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def _write_files(
+    tmp: Path, step: int, model: nn.Module, optimizer: Any, scheduler: Any, extra: dict[str, Any],
+    best: dict[str, torch.Tensor] | None, identity: dict[str, Any],
+) -> None:
+    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    if best:
+        save_file({k: v.contiguous().cpu() for k, v in best.items()}, str(tmp / BEST_FILE))
+    tensors: dict[str, torch.Tensor] = {}
+    state = encode({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                   tensors)
+    save_file(tensors, str(tmp / STATE_TENSORS))
+    (tmp / STATE_JSON).write_text(json.dumps(state, allow_nan=False))
+    (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
+    files = sorted(p for p in tmp.iterdir() if p.is_file())
+    for path in files:
+        _fsync(path)
+    manifest = {
+        "step": step,
+        "files": {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files},
+        "versions": _versions(),
+        **identity,
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    _fsync(tmp / MANIFEST)
+    _fsync(tmp)
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Rename the finished folder in; an older folder of the same step is moved aside first and removed
+    only once the new one is in place (a kill in between leaves it to `clean_stale` to restore)."""
+    aside = final.with_name(f".old-{final.name}")
+    if final.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        final.rename(aside)
+    tmp.rename(final)
+    _fsync(final.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def clean_stale(root: Path) -> list[str]:
+    """Remove what killed saves left (`.tmp-*`); put back a `.old-step-N` whose replacement never arrived."""
+    notes: list[str] = []
+    if not root.is_dir():
+        return notes
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".tmp-step-"):
+            shutil.rmtree(path, ignore_errors=True)
+            notes.append(f"removed the unfinished checkpoint {path.name}")
+        elif path.name.startswith(".old-step-"):
+            target = root / path.name[len(".old-"):]
+            if target.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.rename(target)
+                notes.append(f"restored {target.name} (its replacement was never completed)")
+    return notes
+
+
 def list_checkpoints(root: Path) -> list[Path]:
-    """Complete checkpoints, oldest first."""
+    """Checkpoint folders, oldest first (not yet verified: see `verify_checkpoint`)."""
     if not root.is_dir():
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_DIR.match(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
+
+
+def verify_checkpoint(path: Path) -> dict[str, Any]:
+    """The manifest of a whole checkpoint; CheckpointError naming the first file that is wrong."""
+    manifest_path = path / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(f"checkpoint {path}: no readable {MANIFEST} (an unfinished or foreign save)") from None
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"checkpoint {path}: {name} is missing")
+        if file.stat().st_size != expected["size"]:
+            raise CheckpointError(
+                f"checkpoint {path}: {name} has {file.stat().st_size} bytes, the manifest says {expected['size']} "
+                "(truncated)"
+            )
+        if _sha256(file) != expected["sha256"]:
+            raise CheckpointError(f"checkpoint {path}: {name} does not match its sha256 in the manifest (altered)")
+    return manifest
+
+
+def newest_valid_checkpoint(root: Path, warn: Any = print) -> Path | None:
+    """The newest checkpoint that verifies; each newer one that does not is reported with `warn`."""
+    for path in reversed(list_checkpoints(root)):
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as exc:
+            warn(f"warning: {exc.message}; falling back to an older checkpoint")
+            continue
+        return path
+    return None
 
 
 def load_best_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -91,12 +227,14 @@ def load_best_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    """Verify, then restore weights, optimizer, scheduler and RNG; returns state.json's content."""
+    verify_checkpoint(path)
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
-    state = torch.load(path / "training_state.pt", weights_only=False)
+    state = decode(json.loads((path / STATE_JSON).read_text()), load_file(str(path / STATE_TENSORS)))
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])

@@ -58,6 +58,6 @@ def _norm(text: str) -> str:
 def _is_json(text: str) -> bool:
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a model's "[[[[..." output is invalid JSON, not a crash
         return False
     return True

@@ -12,6 +12,7 @@ runs/<name>/
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -45,8 +46,19 @@ def atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def finite_json(data: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and readers must be able to parse it."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite_json(v) for v in data]
+    return data
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write_text(path, json.dumps(finite_json(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
 LABELS_FILE = "labels.json"
@@ -85,12 +97,21 @@ class RunFolder:
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(finite_json(record)) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The logged lines; a line cut by a kill or a full disk (never valid JSON) is left out."""
         if not self.metrics.is_file():
             return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def truncate_metrics(self, last_step: int) -> None:
         """On resume, drop lines logged after the checkpoint we restart from."""

@@ -15,6 +15,14 @@ from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.registry import Heartbeat, RunRegistry, fingerprint_paths, hash_text
 
 
+def run_identity(cfg: RunConfig) -> dict[str, str]:
+    """What identifies a run's setup: the config's hash (any run name) and the data files' fingerprint."""
+    without_output = cfg.model_copy(update={"output": type(cfg.output)()})  # same setup, any run name
+    named = source_paths(cfg.data.train, cfg.data) + source_paths(cfg.data.eval, cfg.data)
+    paths = [p for p in named if p.exists()]
+    return {"config_hash": hash_text(dump_config(without_output)), "data_fingerprint": fingerprint_paths(paths)}
+
+
 @dataclass
 class RegistryEntry:
     registry: RunRegistry
@@ -25,15 +33,13 @@ class RegistryEntry:
     def open(cls, cfg: RunConfig, run: RunFolder, resume: bool, reporter: Any) -> RegistryEntry:
         registry = RunRegistry(Path(cfg.output.dir))
         entry = cls(registry, None, reporter.say)
-        without_output = cfg.model_copy(update={"output": type(cfg.output)()})  # same setup, any run name
-        named = source_paths(cfg.data.train, cfg.data) + source_paths(cfg.data.eval, cfg.data)
-        paths = [p for p in named if p.exists()]
+        identity = run_identity(cfg)
         entry.run_id = entry._guard(
             lambda: registry.start(
                 run.path,
                 run.path.name,
-                config_hash=hash_text(dump_config(without_output)),
-                data_fingerprint=fingerprint_paths(paths),
+                config_hash=identity["config_hash"],
+                data_fingerprint=identity["data_fingerprint"],
                 model=cfg.model.path,
                 method=cfg.method.name,
                 task=cfg.task.name,

@@ -167,7 +167,7 @@ def banners(view: RunView) -> str:
     s = view.summary
     out = []
     if view.status in ("failed", "interrupted") or not view.steps:
-        at = f" at step {view.steps[-1]['step']}" if view.steps else " before its first training step"
+        at = f" at step {html.escape(str(view.steps[-1]['step']))}" if view.steps else " before its first training step"
         out.append(f'<p class="bad">status <b>{html.escape(view.status)}</b>{at}</p>')
     elif view.status == "failed-gate":
         out.append(
@@ -270,7 +270,10 @@ def memorization_section(memo: dict[str, Any] | None) -> str:
     ]
     table = (
         "<table><tr><th></th><th>training records</th><th>held-out records</th></tr>"
-        + "".join(f"<tr><th>{name}</th><td>{train}</td><td>{held}</td></tr>" for name, train, held in rows)
+        + "".join(
+            f"<tr><th>{html.escape(name)}</th><td>{html.escape(train)}</td><td>{html.escape(held)}</td></tr>"
+            for name, train, held in rows
+        )
         + "</table>"
     )
     chart = bar_chart(

@@ -14,7 +14,7 @@ from typing import Any
 from tunesmith.data.formats import FORMATS, detect_format
 from tunesmith.data.quality.minhash import signature
 from tunesmith.data.quality.text import fingerprint, shingles
-from tunesmith.data.readers import stream_rows
+from tunesmith.data.readers import BOM, check_not_binary, stream_rows
 from tunesmith.errors import UserError
 
 
@@ -68,13 +68,7 @@ def iter_rows(
         raise UserError(f"data file {path} does not exist")
     if path.stat().st_size == 0:
         raise UserError(f"{path}: the file is empty (0 bytes)")
-    with path.open("rb") as probe:
-        head = probe.read(4096)
-    if path.suffix == ".parquet":
-        if not head.startswith(b"PAR1"):
-            raise UserError(f"{path}: not a Parquet file (it does not start with PAR1)")
-    elif b"\0" in head:
-        raise UserError(f"{path}: looks like a binary file, not text data")
+    check_not_binary(path)
     if path.suffix != ".jsonl":  # CSV and Parquet stream too; a JSON document is read whole
         for where, row in stream_rows(path):
             yield where, row, None
@@ -83,6 +77,8 @@ def iter_rows(
         for number, raw in enumerate(handle, 1):
             if on_bytes is not None:
                 on_bytes(len(raw))
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
             line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
@@ -90,6 +86,9 @@ def iter_rows(
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield f"{path}:{number}", None, f"malformed JSON ({exc.msg})"
+                continue
+            except RecursionError:
+                yield f"{path}:{number}", None, "JSON nested too deeply"
                 continue
             if not isinstance(row, dict):
                 yield f"{path}:{number}", None, "the line is not a JSON object"
