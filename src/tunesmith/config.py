@@ -388,10 +388,25 @@ class EvalConfig(Section):
 
 class OutputConfig(Section):
     dir: str = Field("runs", description="root folder of run folders")
-    name: str | None = Field(None, description="run folder name (default: a timestamp)")
+    name: str | None = Field(None, description="run folder name, one plain path component (default: a timestamp)")
     trackers: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(
         default_factory=list, description="also log to these trackers (W&B offline); needs their packages"
     )
+
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        """A run name is one folder inside output.dir: `--overwrite` must never reach outside it."""
+        if value is None:
+            return value
+        bad = (
+            not value.strip() or value in (".", "..") or "/" in value or "\\" in value or value.startswith("~")
+            or "\0" in value or value != value.strip()
+        )
+        if bad:
+            raise ValueError(f"{value!r} is not a plain folder name (no '/', '..', '.', '~' or empty names)")
+        return value
 
 
 class RunConfig(Section):

@@ -83,6 +83,8 @@ def train(
     if cfg.output.name is None:
         cfg.output.name = run_name(cfg)
     run = RunFolder(Path(cfg.output.dir) / cfg.output.name)
+    if run.path.resolve().parent != Path(cfg.output.dir).resolve():
+        raise UserError(f"output.name {cfg.output.name!r}: the run folder must lie directly inside output.dir")
     run.check_available(resume, overwrite)
     if resume:
         _check_same_config(run, cfg)
@@ -102,11 +104,13 @@ def train(
     reporter = Reporter(run, quiet)
     # method settings that do not fit the model fail here, before the run folder exists
     model = build_model(cfg, method, task, source, data.labels, tokenizer)
-    run.create(overwrite and not resume)
+    removed = run.create(overwrite and not resume)
     if not resume:
         run.config.write_text(dump_config(cfg))
     if data.labels:
         atomic_write_json(run.labels, data.labels)
+    if removed:
+        reporter.say(removed)
     reporter.data_stats(data.stats, data.formats)
     for note in check_notes:
         reporter.say(note)

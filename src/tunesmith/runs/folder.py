@@ -89,11 +89,28 @@ class RunFolder:
                 f"run folder {self.path} already exists; pass --resume to continue it, --overwrite to replace it, "
                 "or choose another output.name"
             )
+        if exists:
+            self.check_replaceable()
 
-    def create(self, overwrite: bool) -> None:
+    def check_replaceable(self) -> None:
+        """--overwrite removes only a tunesmith run (it has its config.yaml) or an empty folder."""
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
+            raise UserError(f"--overwrite: {self.path} is not a run folder; it is left alone")
+        if self.path.is_dir() and any(self.path.iterdir()) and not self.config.is_file():
+            raise UserError(
+                f"--overwrite: {self.path} is not a tunesmith run (no config.yaml); it is left alone, choose another "
+                "output.name"
+            )
+
+    def create(self, overwrite: bool) -> str | None:
+        """Make the folder; with overwrite, first remove the earlier run there. Returns what was removed."""
+        removed = None
         if overwrite and self.path.exists():
+            self.check_replaceable()
             shutil.rmtree(self.path)
+            removed = f"removed the earlier run folder {self.path}"
         self.path.mkdir(parents=True, exist_ok=True)
+        return removed
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         with self.metrics.open("a", encoding="utf-8") as handle:

@@ -33,8 +33,10 @@ def write_fixed(
 ) -> tuple[int, int]:
     """(records kept, records removed); the removal log is OUT with suffix .removed.jsonl. The source is
     read a second time, streamed, so the fix costs no more memory than the check."""
-    if out.resolve() == source.resolve():
-        raise UserError(f"--fix {out} is the input file; the checker never modifies its input")
+    log_path = out.with_suffix(".removed.jsonl")
+    for written in (out, log_path):
+        if written.resolve() == source.resolve():
+            raise UserError(f"--fix {out}: {written} would be the input file; the checker never modifies its input")
     reasons: dict[int, str] = {}
     for group in report.sections.get("exact_duplicates", []):
         for index in group[1:]:
@@ -43,7 +45,7 @@ def write_fixed(
         for index in group[1:]:
             reasons.setdefault(index, f"near duplicate of record {group[0]}")
     kept = removed = 0
-    with atomic_open(out) as cleaned, atomic_open(out.with_suffix(".removed.jsonl")) as log:
+    with atomic_open(out) as cleaned, atomic_open(log_path) as log:
         for item in iter_items(source, format_name, columns):
             reason = f"unreadable: {item.problem}" if item.problem is not None or item.row is None else None
             reason = reason or reasons.get(item.index)
