@@ -44,6 +44,12 @@ def train(
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an existing run folder")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress output")] = False,
+    resume_from: Annotated[
+        Path | None, typer.Option("--resume-from", help="resume from this checkpoint folder (checkpoints/step-N)")
+    ] = None,
+    force_resume: Annotated[
+        bool, typer.Option("--force-resume", help="resume although training settings or data files changed")
+    ] = False,
 ) -> None:
     """Fine-tune a model as CONFIG says.
 
@@ -51,7 +57,11 @@ def train(
     """
     from tunesmith.pipeline import train as run_train
 
-    result = run_train(config, overrides or [], resume=resume, overwrite=overwrite, quiet=quiet)
+    try:
+        result = run_train(config, overrides or [], resume=resume, overwrite=overwrite, quiet=quiet,
+                           resume_from=resume_from, force_resume=force_resume)
+    except KeyboardInterrupt as exc:  # typer would swallow it into a bare status 130
+        _interrupted(exc)
     typer.echo(f"run folder: {result.run_dir}")
     failed = [g["message"] for g in result.summary.get("gates", []) if not g["passed"]]
     if failed:  # a finished run below its quality gates: automation must not take it for a success
@@ -532,15 +542,14 @@ def _write_json(path: Path, payload: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
     except UserError as exc:
         if DEBUG["on"] or "--debug" in args:
             raise
         typer.echo(f"error: {exc.message}", err=True)
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: the newest complete checkpoint can be resumed with --resume", err=True)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except Exception as exc:
         import click
 
@@ -548,5 +557,20 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             raise SystemExit(2) from None
         if isinstance(exc, click.exceptions.Abort):
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C / signals into Abort
+                _interrupted(exc.__cause__)
             raise SystemExit(1) from None
         raise
+    if isinstance(code, int) and code != 0:  # typer reports Ctrl-C outside `train` as a status
+        raise SystemExit(code)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> None:
+    """Exit status 128 + the signal's number, as shells report it (SIGTERM 143, SIGINT 130)."""
+    from tunesmith.engine.stopping import RunInterrupted
+
+    if isinstance(exc, RunInterrupted):
+        typer.echo(f"interrupted by {exc}; continue with --resume", err=True)
+        raise SystemExit(143 if exc.signal_name == "SIGTERM" else 130) from None
+    typer.echo("interrupted: the newest complete checkpoint can be resumed with --resume", err=True)
+    raise SystemExit(130) from None

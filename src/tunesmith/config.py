@@ -305,6 +305,16 @@ class TrainConfig(Section):
     max_grad_norm: float | None = Field(1.0, gt=0, description="gradient clipping; null turns it off")
     seed: int = 0
     save_every_steps: int | None = Field(None, ge=1, description="checkpoint cadence (always at the end)")
+    save_every_minutes: float | None = Field(
+        30.0, gt=0, description="also checkpoint when this much time passed since the last save (null: off)"
+    )
+    stop_grace_s: float = Field(
+        60.0, gt=0, description="after SIGTERM/SIGINT: seconds to reach the next step boundary and checkpoint"
+    )
+    nan_policy: Literal["error", "skip_step"] = Field(
+        "error", description="a non-finite loss or gradient norm: stop naming the batch, or skip that update"
+    )
+    max_consecutive_skips: int = Field(10, ge=1, description="skip_step: stop after this many skips in a row")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept, newest first")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the GPU or CPU runs bf16 natively, else none"

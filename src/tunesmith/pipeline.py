@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,11 @@ from tunesmith.engine.checkpoint import (
     load_best_weights,
     load_checkpoint,
     newest_valid_checkpoint,
+    verify_checkpoint,
 )
 from tunesmith.engine.loop import emit, eval_record, peak_memory_mb, run_loop
 from tunesmith.engine.precision import resolve_mixed_precision
+from tunesmith.engine.stopping import RunInterrupted, StopSignal
 from tunesmith.errors import UserError
 from tunesmith.evaluate.forgetting import general_samples
 from tunesmith.evaluate.gates import check_gates
@@ -76,8 +76,13 @@ def train(
     overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     quiet: bool = False,
+    resume_from: str | Path | None = None,
+    force_resume: bool = False,
 ) -> TrainResult:
-    """Fine-tune as the config says; returns metrics and paths (see `TrainResult`)."""
+    """Fine-tune as the config says; returns metrics and paths (see `TrainResult`).
+
+    resume_from: a checkpoint folder to resume from (implies resume); force_resume: resume although
+    settings that change the training (or the data) differ from the run's."""
     quiet_libraries()
     cfg = load_config(config, overrides)
     if cfg.output.name is None:
@@ -85,9 +90,26 @@ def train(
     run = RunFolder(Path(cfg.output.dir) / cfg.output.name)
     if run.path.resolve().parent != Path(cfg.output.dir).resolve():
         raise UserError(f"output.name {cfg.output.name!r}: the run folder must lie directly inside output.dir")
+    resume = resume or resume_from is not None
     run.check_available(resume, overwrite)
+    options = ResumeOptions(Path(resume_from) if resume_from else None, force_resume)
     if resume:
-        _check_same_config(run, cfg)
+        options.notes = check_resume_config(run, cfg, force_resume)
+    with StopSignal(cfg.train.stop_grace_s).installed() as stop:
+        return _train(cfg, run, resume, overwrite, callbacks, quiet, stop, options)
+
+
+@dataclass
+class ResumeOptions:
+    checkpoint: Path | None = None  # --resume-from
+    force: bool = False  # --force-resume
+    notes: list[str] = field(default_factory=list)  # harmless config changes, said at the start
+
+
+def _train(
+    cfg: RunConfig, run: RunFolder, resume: bool, overwrite: bool, callbacks: Sequence[Callback], quiet: bool,
+    stop: StopSignal, options: ResumeOptions,
+) -> TrainResult:
     method = METHODS.get(cfg.method.name)
     method.check_environment(cfg)  # e.g. qlora without CUDA: stop before loading anything
     check_trackers(cfg.output.trackers)
@@ -112,18 +134,20 @@ def train(
     if removed:
         reporter.say(removed)
     reporter.data_stats(data.stats, data.formats)
-    for note in check_notes:
+    for note in check_notes + options.notes:
         reporter.say(note)
     started = time.perf_counter()
     registry = RegistryEntry.open(cfg, run, resume, reporter)
     try:
-        with registry.heartbeat(), sigterm_as_interrupt():
+        with registry.heartbeat():
             summary = _train_prepared(
-                cfg, run, method, task, model, tokenizer, renderer, data, reporter, resume, callbacks
+                cfg, run, method, task, model, tokenizer, renderer, data, reporter, resume, callbacks,
+                stop, options,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        note = str(exc) if isinstance(exc, RunInterrupted) else "stopped at once (second signal or grace over)"
         _write_status(run, "interrupted", started)
-        registry.finish("interrupted", note="stopped by the user (Ctrl-C or SIGTERM)")
+        registry.finish("interrupted", note=note)
         raise
     except Exception as exc:
         _write_status(run, "failed", started)
@@ -138,24 +162,6 @@ def train(
     report, _ = write_report([run.path])
     reporter.say(f"report: {report}")
     return TrainResult(run.path, run.final, summary, run.read_metrics())
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler stopping the job) ends the run like Ctrl-C: status `interrupted`, not a
-    silent death. Only the main thread may set signal handlers; elsewhere nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_fast_checks(cfg: RunConfig) -> list[str]:
@@ -202,7 +208,17 @@ def build_model(
     return model
 
 
-def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
+# keys a resumed run may change: they do not change what is trained (logging, checkpoint cadence, how
+# much is generated when evaluating)
+HARMLESS_ON_RESUME = {
+    "train.log_every_steps", "train.save_every_steps", "train.save_every_minutes", "train.keep_checkpoints",
+    "train.stop_grace_s", "eval.num_samples", "eval.max_new_tokens", "eval.generation_limit", "output.trackers",
+}
+
+
+def check_resume_config(run: RunFolder, cfg: RunConfig, force: bool) -> list[str]:
+    """Refuse a resume whose settings differ from the run's (naming the keys), unless forced; harmless
+    keys may change and are listed. Returns the notes to show."""
     saved = load_config(run.config).model_dump(mode="json")
     given = cfg.model_dump(mode="json")
     diffs = [
@@ -211,13 +227,21 @@ def _check_same_config(run: RunFolder, cfg: RunConfig) -> None:
         for k in given[s]
         if isinstance(given[s], dict) and given[s][k] != saved[s].get(k)
     ]
-    if diffs:
-        raise UserError(f"--resume: the config differs from the run's config.yaml at {', '.join(diffs)}")
+    harmful = [d for d in diffs if d not in HARMLESS_ON_RESUME]
+    if harmful and not force:
+        raise UserError(
+            f"--resume: the config differs from the run's config.yaml at {', '.join(harmful)}; "
+            "resume with the same settings, or pass --force-resume"
+        )
+    return [f"--resume: {', '.join(diffs)} changed{' (forced)' if harmful else ''}"] if diffs else []
 
 
 def _write_status(run: RunFolder, status: str, started: float) -> None:
-    atomic_write_json(run.summary, {"status": status, "wall_s": time.perf_counter() - started})
-    with suppress(UserError, OSError):  # what the run got to, for the post-mortem; never masks the error
+    """The status for the post-mortem; on a full disk this can fail too, and must never mask the error
+    (nor keep the registry from recording the end)."""
+    with suppress(OSError):
+        atomic_write_json(run.summary, {"status": status, "wall_s": time.perf_counter() - started})
+    with suppress(UserError, OSError):
         write_report([run.path])
 
 
@@ -233,6 +257,8 @@ def _train_prepared(
     reporter: Reporter,
     resume: bool,
     callbacks: Sequence[Callback],
+    stop: StopSignal,
+    options: ResumeOptions,
 ) -> dict[str, Any]:
     accelerator = build_accelerator(
         resolve_mixed_precision(cfg.train.mixed_precision), cfg.output.trackers, run
@@ -246,9 +272,7 @@ def _train_prepared(
     before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
-        state, saved, best, session.resumed_from = _restore(
-            run, session.wrapped, session.optimizer, session.scheduler, state, reporter.say
-        )
+        state, saved, best, session.resumed_from = _restore(run, session, state, reporter.say, options)
         watchers.load_state_dict(saved, best)
     # the overfitting watch first: it adds the generalization gap to the records the others log
     all_callbacks: list[Callback] = [
@@ -265,7 +289,7 @@ def _train_prepared(
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)
     try:
-        run_loop(session.loop_parts(all_callbacks), state)
+        run_loop(session.loop_parts(all_callbacks, stop), state)
     finally:
         reporter.stop()
     eval_after = session.evaluate() if session.has_eval_loss else None
@@ -402,19 +426,28 @@ def _load_or_run_before(session: TrainingSession, resume: bool) -> dict[str, Any
 
 
 def _restore(
-    run: RunFolder, model: Any, optimizer: Any, scheduler: Any, state: LoopState, say: Any
+    run: RunFolder, session: TrainingSession, state: LoopState, say: Any, options: ResumeOptions
 ) -> tuple[LoopState, dict[str, Any], dict[str, Any], Path]:
-    """(state at the newest checkpoint that verifies, the watchers' saved state, early stopping's best
-    weights, that checkpoint's path). Newer checkpoints that fail verification are named and skipped."""
+    """(state at the chosen checkpoint, the watchers' saved state, early stopping's best weights, that
+    checkpoint's path): --resume-from's, else the newest that verifies (newer broken ones named, skipped)."""
     for note in clean_stale(run.checkpoints):
         say(f"checkpoints: {note}")
-    path = newest_valid_checkpoint(run.checkpoints, say)
+    path = options.checkpoint or newest_valid_checkpoint(run.checkpoints, say)
     if path is None:
         raise UserError(
             f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite"
         )
-    info = load_checkpoint(path, model, optimizer, scheduler)
+    manifest = verify_checkpoint(path)
+    saved_data = manifest.get("data_fingerprint")
+    if saved_data and saved_data != session.identity.get("data_fingerprint") and not options.force:
+        raise UserError(
+            f"--resume: the data files changed since {path.name} was written (fingerprint {saved_data} → "
+            f"{session.identity.get('data_fingerprint')}); resume with --force-resume to train on the new data"
+        )
+    info = load_checkpoint(path, session.wrapped, session.optimizer, session.scheduler)
     state.step = info["step"]
+    state.load_counters(info.get("loop", {}))
+    state.last_saved_step = state.step
     run.truncate_metrics(state.step)
     say(f"resuming from {path.name} (verified against its manifest)")
     return state, info.get("watchers", {}), load_best_weights(path), path

@@ -44,6 +44,7 @@ class TrainingSession:
     watchers: Watchers
     identity: dict[str, Any] = field(default_factory=dict)  # config hash + data fingerprint, for manifests
     resumed_from: Path | None = None  # the checkpoint this run resumed from: never rotated away
+    state: LoopState | None = None  # the loop's counters, saved with every checkpoint
 
     @property
     def has_eval_loss(self) -> bool:
@@ -54,7 +55,7 @@ class TrainingSession:
 
     def checkpoint(self, step: int) -> None:
         """Weights, optimizer, scheduler, RNG, and the watchers' state (with early stopping's best weights)."""
-        extra = {"watchers": self.watchers.state_dict()}
+        extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters()}
         best = self.watchers.best_weights or None
         keep = self.cfg.train.keep_checkpoints
         save_checkpoint(
@@ -82,7 +83,10 @@ class TrainingSession:
         with self.accelerator.autocast():
             return general_perplexity(self.model, self.data.general, self.cfg, self.tokenizer.pad_token_id)
 
-    def loop_parts(self, callbacks: list[Callback]) -> LoopParts:
+    def loop_counters(self) -> dict[str, Any]:
+        return self.state.counters() if self.state is not None else {}
+
+    def loop_parts(self, callbacks: list[Callback], stop: Any = None) -> LoopParts:
         cfg = self.cfg
         return LoopParts(
             accelerator=self.accelerator,
@@ -99,10 +103,12 @@ class TrainingSession:
             save_every=cfg.train.save_every_steps,
             callbacks=callbacks,
             collate_fn=self.task.make_collate(self.model, self.tokenizer, self.renderer, cfg),
+            stop=stop,
         )
 
     def new_state(self) -> LoopState:
-        return LoopState(step=0, total_steps=self.total_steps)
+        self.state = LoopState(step=0, total_steps=self.total_steps)
+        return self.state
 
 
 def build_session(

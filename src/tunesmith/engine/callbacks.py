@@ -24,6 +24,18 @@ class LoopState:
     last_loss: float | None = None
     last_eval_loss: float | None = None
     stop_reason: str | None = None  # set by a callback (early stopping) to end training after this step
+    skipped_steps: int = 0  # updates skipped for a non-finite loss / gradient (train.nan_policy: skip_step)
+    consecutive_skips: int = 0
+    last_saved_step: int | None = None
+
+    def counters(self) -> dict[str, Any]:
+        """What a checkpoint keeps so that a resumed run counts on exactly as the uninterrupted one."""
+        return {"real_tokens": self.real_tokens, "padded_tokens": self.padded_tokens,
+                "train_seconds": self.train_seconds, "skipped_steps": self.skipped_steps}
+
+    def load_counters(self, saved: dict[str, Any]) -> None:
+        for key, value in saved.items():
+            setattr(self, key, type(getattr(self, key))(value))
 
 
 class EarlyStopping:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -105,14 +106,27 @@ def save_checkpoint(
 
     identity: what the manifest records about the run (config hash, data fingerprint).
     """
-    root.mkdir(parents=True, exist_ok=True)
+    bad = [name for name, tensor in trainable_state(model).items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(
+            f"step {step}: trainable weights are not finite ({bad[0]}); no checkpoint written, the earlier ones kept"
+        )
     final = root / f"step-{step}"
     tmp = root / f".tmp-step-{step}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         _write_files(tmp, step, model, optimizer, scheduler, extra, best, identity or {})
         _swap_in(tmp, final)
+    except (OSError, SafetensorError) as exc:  # a full disk, a file-size limit, a read-only mount
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = [p.name for p in list_checkpoints(root)]
+        raise CheckpointError(
+            f"checkpoint step-{step} could not be written ({_io_reason(exc)}); "
+            f"{'the earlier checkpoint ' + kept[-1] + ' is intact' if kept else 'no earlier checkpoint exists'}; "
+            "free space and resume with --resume"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -120,6 +134,14 @@ def save_checkpoint(
         if protect is None or old.resolve() != protect.resolve():
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _io_reason(exc: BaseException) -> str:
+    """The OS's words for a failed write (safetensors wraps them: 'I/O error: File too large (os error 27)')."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).split("I/O error: ")[-1]
+    return re.sub(r"\s*\(os error \d+\)$", "", text)
 
 
 def _write_files(

@@ -23,6 +23,8 @@ from tunesmith.config import TrainConfig
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import Batch, collate
 from tunesmith.engine.callbacks import Callback, Event, LoopState
+from tunesmith.engine.stopping import StopSignal
+from tunesmith.errors import UserError
 
 
 @dataclass
@@ -41,6 +43,11 @@ class LoopParts:
     save_every: int | None
     callbacks: Sequence[Callback]
     collate_fn: Callable[[list[list[Any]], int, bool], Batch] = collate  # the task's batch shape
+    stop: StopSignal | None = None  # SIGTERM / SIGINT: checkpoint at the next step boundary, then stop
+
+
+class NonFiniteError(UserError):
+    """A non-finite loss or gradient norm under train.nan_policy: error (or too many skips in a row)."""
 
 
 def peak_memory_mb() -> float:
@@ -59,7 +66,9 @@ def system_metrics() -> dict[str, float]:
 
 
 def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
+    last_save = time.monotonic()
     while state.step < state.total_steps and state.stop_reason is None:
+        _stop_if_asked(parts, state)  # a signal during data preparation or the previous step
         record = train_step(parts, state)
         emit(parts.callbacks, Event.STEP_END, state, record)
         if (
@@ -69,10 +78,30 @@ def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
             and state.step < state.total_steps
         ):
             run_evaluation(parts, state)
-        if parts.save_checkpoint and parts.save_every and state.step % parts.save_every == 0:
-            parts.save_checkpoint(state.step)
-            emit(parts.callbacks, Event.CHECKPOINT, state, {"step": state.step})
+        minutes = parts.train_cfg.save_every_minutes
+        due = (parts.save_every and state.step % parts.save_every == 0) or (
+            minutes is not None and time.monotonic() - last_save >= 60 * minutes
+        )
+        if parts.save_checkpoint and due:
+            _save(parts, state)
+            last_save = time.monotonic()
+    _stop_if_asked(parts, state)
     return state
+
+
+def _save(parts: LoopParts, state: LoopState) -> None:
+    assert parts.save_checkpoint is not None
+    parts.save_checkpoint(state.step)
+    state.last_saved_step = state.step
+    emit(parts.callbacks, Event.CHECKPOINT, state, {"step": state.step})
+
+
+def _stop_if_asked(parts: LoopParts, state: LoopState) -> None:
+    if parts.stop is None or parts.stop.requested is None:
+        return
+    if parts.save_checkpoint and state.last_saved_step != state.step:
+        _save(parts, state)
+    raise parts.stop.stop_now(state.step)
 
 
 def run_evaluation(parts: LoopParts, state: LoopState) -> float:
@@ -103,8 +132,13 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     ]
     loss, num_trained = accumulate_gradients(acc, model, batches)
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
-    parts.optimizer.step()
-    parts.scheduler.step()
+    finite = math.isfinite(loss) and math.isfinite(grad_norm)
+    if finite:
+        parts.optimizer.step()
+        parts.scheduler.step()
+        state.consecutive_skips = 0
+    else:
+        _non_finite(parts, state, loss, grad_norm, rows)
     parts.optimizer.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - started
     real = global_sum(acc, sum(b.num_real for b in batches))
@@ -129,7 +163,29 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         "peak_memory_mb": peak_memory_mb(),
         **system_metrics(),
         "step_seconds": seconds,
+        "skipped": not finite,
+        "skipped_steps": state.skipped_steps,
     }
+
+
+def _non_finite(parts: LoopParts, state: LoopState, loss: float, grad_norm: float, rows: list[int]) -> None:
+    """train.nan_policy: stop naming the step and its records, or skip the update (weights untouched)."""
+    cfg = parts.train_cfg
+    sources = [s.source for m in parts.plan.micro_batches(rows, 0) for row in m for s in row]
+    shown = ", ".join(sources[:6]) + (f" and {len(sources) - 6} more" if len(sources) > 6 else "")
+    what = f"step {state.step + 1}: loss {loss}, gradient norm {grad_norm}"
+    if cfg.nan_policy == "error":
+        raise NonFiniteError(
+            f"{what} (not finite) on the records {shown}; lower train.lr, check those records, or set "
+            "train.nan_policy: skip_step"
+        )
+    state.skipped_steps += 1
+    state.consecutive_skips += 1
+    if state.consecutive_skips >= cfg.max_consecutive_skips:
+        raise NonFiniteError(
+            f"{what}: {state.consecutive_skips} updates in a row skipped for non-finite values "
+            f"(train.max_consecutive_skips); last records {shown}"
+        )
 
 
 def accumulate_gradients(acc: Any, model: nn.Module, batches: list[Batch]) -> tuple[float, int]:
