@@ -29,8 +29,19 @@ DEBUG = {"on": False}
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    allow_imports: Annotated[
+        bool, typer.Option("--allow-imports", help="let a run folder's config import the modules it names")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="let a run's model run the code shipped with it")
+    ] = False,
+) -> None:
+    from tunesmith.models.tuned import TRUST
+
     DEBUG["on"] = debug
+    TRUST.allow_imports, TRUST.trust_remote_code = allow_imports, trust_remote_code
 
 
 @app.command()

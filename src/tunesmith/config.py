@@ -33,6 +33,19 @@ class ModelConfig(Section):
         "auto", description="attention kernel; auto lets transformers pick (sdpa where available)"
     )
     revision: str | None = Field(None, description="hub revision when model.path is a hub id")
+    allow_pickle_weights: bool = Field(
+        False, description="load .bin / .pt weights (pickle: can run code); off: safetensors only"
+    )
+
+    @model_validator(mode="after")
+    def _pinned_remote_code(self) -> ModelConfig:
+        """Remote code from a hub model must be the code you looked at: a pinned revision."""
+        if self.trust_remote_code and self.revision is None and not Path(self.path).expanduser().exists():
+            raise ValueError(
+                "model.trust_remote_code on a hub model needs model.revision (a commit hash) so the code that runs "
+                "is the code you reviewed"
+            )
+        return self
 
 
 class SourceConfig(Section):
@@ -512,17 +525,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(
-    source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None
+    source: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | None = None,
+    base_dir: Path | None = None,
 ) -> RunConfig:
     """Build a RunConfig from a YAML path, a dict or a RunConfig, then apply dotted overrides.
 
-    Relative data paths in a YAML file are resolved against the file's folder.
+    Relative data paths in a YAML file are resolved against the file's folder (for a dict: BASE_DIR).
     """
     if isinstance(source, RunConfig):
         if not overrides:
             return source
         source = source.model_dump(mode="json")
-    base_dir: Path | None = None
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.is_file():

@@ -59,6 +59,11 @@ def load_function(path: str, key: str) -> RewardFn:
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
         raise UserError(f"{key}: {path!r} is not module:function")
+    if module_name == "blocked_by_tunesmith":  # see models.tuned.untrusted_config
+        raise UserError(
+            f"{key}: this run names reward functions; scoring with them imports their modules: pass "
+            "tunesmith --allow-imports if you trust the run folder"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

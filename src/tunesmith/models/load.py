@@ -68,10 +68,28 @@ def resolve_model(cfg: ModelConfig) -> ModelSource:
             raise UserError(
                 f"model.path {text}: folder has no config.json, so it is not a Hugging Face model folder"
             )
+        check_weight_files(path, text, cfg.allow_pickle_weights)
         return ModelSource(path, text)
     if _looks_like_path(text):
         raise UserError(f"model.path {text} does not exist")
-    return ModelSource(_from_hub_cache(text, cfg.revision), text)
+    folder = _from_hub_cache(text, cfg.revision)
+    check_weight_files(folder, text, cfg.allow_pickle_weights)
+    return ModelSource(folder, text)
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weight_files(folder: Path, text: str, allow_pickle: bool) -> None:
+    """Weights only as safetensors unless model.allow_pickle_weights: a pickle file can run code on load."""
+    if allow_pickle or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise UserError(
+            f"model.path {text}: the weights are pickle files ({pickled[0]}), which can run code when loaded; "
+            "convert them to safetensors, or set model.allow_pickle_weights: true if you trust their source"
+        )
 
 
 def _looks_like_path(text: str) -> bool:

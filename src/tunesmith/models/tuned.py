@@ -20,6 +20,19 @@ from tunesmith.models.load import ModelSource, load_tokenizer, resolve_model
 from tunesmith.runs.folder import RunFolder
 
 
+@dataclass
+class ReaderTrust:
+    """What reading someone's run folder may do. A run folder is data: by default loading it never imports
+    a module it names (reward functions) and never runs code shipped with its model; the command line
+    turns either on (`tunesmith --allow-imports ...`, `tunesmith --trust-remote-code ...`)."""
+
+    allow_imports: bool = False
+    trust_remote_code: bool = False
+
+
+TRUST = ReaderTrust()
+
+
 @dataclass(frozen=True)
 class RunModel:
     """What a finished run folder says about its model."""
@@ -42,7 +55,29 @@ def read_run(run_dir: str | Path) -> RunModel:
         raise UserError(f"{path} has no final/ model yet; the run did not finish")
     labels_file = RunFolder(path).labels
     labels = json.loads(labels_file.read_text()) if labels_file.is_file() else []
-    return RunModel(path, load_config(path / "config.yaml"), path / "final", labels)
+    return RunModel(path, untrusted_config(path / "config.yaml"), path / "final", labels)
+
+
+def untrusted_config(path: Path) -> RunConfig:
+    """A run's config.yaml, read as data (see ReaderTrust): remote code refused unless trusted, reward
+    functions dropped unless imports are allowed (readers that need them say so)."""
+    import yaml
+
+    raw = yaml.safe_load(path.read_text()) or {}
+    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("trust_remote_code"):
+        if not TRUST.trust_remote_code:
+            raise UserError(
+                f"{path}: the run's model needs model.trust_remote_code (code shipped with the model would run); "
+                "pass tunesmith --trust-remote-code if you trust it"
+            )
+    task = raw.get("task") if isinstance(raw, dict) else None
+    if isinstance(task, dict) and task.get("reward_functions") and not TRUST.allow_imports:
+        # validation needs a reward source; a placeholder that is never imported keeps the config valid
+        task["reward_functions"] = [{"function": f"{BLOCKED}:{BLOCKED}"}]
+    return load_config(raw, base_dir=path.resolve().parent)
+
+
+BLOCKED = "blocked_by_tunesmith"  # a reward function not imported (tunesmith --allow-imports lifts it)
 
 
 def load_base(run: RunModel) -> tuple[ModelSource, Any, Any]:
