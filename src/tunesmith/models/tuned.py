@@ -64,12 +64,12 @@ def untrusted_config(path: Path) -> RunConfig:
     import yaml
 
     raw = yaml.safe_load(path.read_text()) or {}
-    if isinstance(raw, dict) and isinstance(raw.get("model"), dict) and raw["model"].get("trust_remote_code"):
-        if not TRUST.trust_remote_code:
-            raise UserError(
-                f"{path}: the run's model needs model.trust_remote_code (code shipped with the model would run); "
-                "pass tunesmith --trust-remote-code if you trust it"
-            )
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model, dict) and model.get("trust_remote_code") and not TRUST.trust_remote_code:
+        raise UserError(
+            f"{path}: the run's model needs model.trust_remote_code (code shipped with the model would run); "
+            "pass tunesmith --trust-remote-code if you trust it"
+        )
     task = raw.get("task") if isinstance(raw, dict) else None
     if isinstance(task, dict) and task.get("reward_functions") and not TRUST.allow_imports:
         # validation needs a reward source; a placeholder that is never imported keeps the config valid
