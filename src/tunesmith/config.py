@@ -328,6 +328,9 @@ class TrainConfig(Section):
         "error", description="a non-finite loss or gradient norm: stop naming the batch, or skip that update"
     )
     max_consecutive_skips: int = Field(10, ge=1, description="skip_step: stop after this many skips in a row")
+    deterministic: bool = Field(
+        False, description="deterministic kernels (torch.use_deterministic_algorithms): bit-equal reruns, slower on GPU"
+    )
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept, newest first")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the GPU or CPU runs bf16 natively, else none"

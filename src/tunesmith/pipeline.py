@@ -7,6 +7,7 @@ folder is created, so a bad input never leaves anything behind in an existing ru
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -152,6 +153,8 @@ def _train(
     except Exception as exc:
         _write_status(run, "failed", started)
         registry.finish("failed", note=f"{type(exc).__name__}: {exc}"[:500])
+        if is_out_of_memory(exc):
+            raise UserError(out_of_memory_advice(cfg)) from None
         raise
     summary["wall_s"] = time.perf_counter() - started
     summary["registry_id"] = registry.run_id
@@ -162,6 +165,33 @@ def _train(
     report, _ = write_report([run.path])
     reporter.say(f"report: {report}")
     return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator failing (a MemoryError or torch's allocator message)."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def out_of_memory_advice(cfg: RunConfig) -> str:
+    """One line with the fixes that apply to this config, most effective first."""
+    t, d = cfg.train, cfg.data
+    fixes = []
+    if t.batch_size > 1:
+        fixes.append(f"train.batch_size={max(1, t.batch_size // 2)} with train.grad_accum={t.grad_accum * 2} "
+                     "(same effective batch)")
+    if d.max_length > 256:
+        fixes.append(f"data.max_length={d.max_length // 2}")
+    if not t.gradient_checkpointing:
+        fixes.append("train.gradient_checkpointing=true")
+    if cfg.method.name == "full":
+        fixes.append("method.name=lora (trains a few % of the weights)")
+    elif cfg.method.name == "lora":
+        fixes.append("method.name=qlora on CUDA (4-bit base)")
+    return f"out of memory while training ({cfg.model.path}, method {cfg.method.name}); try " + "; or ".join(fixes)
 
 
 def run_fast_checks(cfg: RunConfig) -> list[str]:
@@ -194,7 +224,9 @@ def build_model(
     """The task's model with the method applied (seeded, so method initialisation is reproducible)."""
     from accelerate.utils import set_seed
 
-    set_seed(cfg.train.seed)
+    set_seed(cfg.train.seed, deterministic=cfg.train.deterministic)
+    if cfg.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
     base = task.load_model(source, cfg, labels, tokenizer, **method.load_kwargs(cfg.method))
     model: Any = method.apply(base, cfg.method)
     if cfg.train.neftune_alpha is not None:

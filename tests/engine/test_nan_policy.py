@@ -103,3 +103,26 @@ def test_no_checkpoint_of_non_finite_weights(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="trainable weights are not finite"):
         save_checkpoint(tmp_path, 2, model, optimizer, scheduler, {}, keep=1)
     assert [p.name for p in tmp_path.iterdir()] == ["step-1"]  # the good one was not rotated out
+
+
+def test_out_of_memory_is_one_line_with_fixes_for_this_config(
+    make_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def exhausted(*_: Any) -> Any:  # what torch raises when an allocation fails
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(loop, "accumulate_gradients", exhausted)
+    config = make_config(train={"max_steps": 2, "batch_size": 4}, data={"max_length": 512})
+    with pytest.raises(UserError) as info:
+        train(config, quiet=True)
+    assert info.value.message.startswith("out of memory while training")
+    assert "train.batch_size=2 with train.grad_accum=2" in info.value.message
+    assert "data.max_length=256" in info.value.message and "gradient_checkpointing=true" in info.value.message
+
+
+def test_deterministic_runs_give_bit_equal_loss_curves(make_config: Callable[..., dict[str, Any]]) -> None:
+    config = make_config(train={"max_steps": 6, "deterministic": True}, method={"dropout": 0.1})
+    first = train(config, ["output.name=first"], quiet=True)
+    second = train(config, ["output.name=second"], quiet=True)
+    curve = [m["loss"] for m in first.metrics if "loss" in m]
+    assert curve == [m["loss"] for m in second.metrics if "loss" in m] and len(curve) == 6

@@ -62,6 +62,8 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 LABELS_FILE = "labels.json"
+RUN_FILES = {"config.yaml", "metrics.jsonl", "train.log", "checkpoints", "final", "summary.json", "state.json",
+             "report.html", LABELS_FILE, "trackers", "wandb"}
 
 
 class RunFolder:
@@ -96,11 +98,15 @@ class RunFolder:
         """--overwrite removes only a tunesmith run (it has its config.yaml) or an empty folder."""
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
             raise UserError(f"--overwrite: {self.path} is not a run folder; it is left alone")
-        if self.path.is_dir() and any(self.path.iterdir()) and not self.config.is_file():
+        if self.path.is_dir() and not self.config.is_file() and not self._only_run_files():
             raise UserError(
                 f"--overwrite: {self.path} is not a tunesmith run (no config.yaml); it is left alone, choose another "
                 "output.name"
             )
+
+    def _only_run_files(self) -> bool:
+        """Empty, or holding only what a run writes (a run killed before its config.yaml was written)."""
+        return all(p.name in RUN_FILES or p.name.startswith(".tmp-") for p in self.path.iterdir())
 
     def create(self, overwrite: bool) -> str | None:
         """Make the folder; with overwrite, first remove the earlier run there. Returns what was removed."""
