@@ -479,6 +479,7 @@ def _restore(
     info = load_checkpoint(path, session.wrapped, session.optimizer, session.scheduler)
     state.step = info["step"]
     state.load_counters(info.get("loop", {}))
+    session.load_extra_state(info)
     state.last_saved_step = state.step
     run.truncate_metrics(state.step)
     say(f"resuming from {path.name} (verified against its manifest)")

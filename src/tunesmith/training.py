@@ -55,7 +55,7 @@ class TrainingSession:
 
     def checkpoint(self, step: int) -> None:
         """Weights, optimizer, scheduler, RNG, and the watchers' state (with early stopping's best weights)."""
-        extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters()}
+        extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters(), **self.extra_state()}
         best = self.watchers.best_weights or None
         keep = self.cfg.train.keep_checkpoints
         save_checkpoint(
@@ -82,6 +82,26 @@ class TrainingSession:
             return None
         with self.accelerator.autocast():
             return general_perplexity(self.model, self.data.general, self.cfg, self.tokenizer.pad_token_id)
+
+    def extra_state(self) -> dict[str, Any]:
+        """Per-run state beyond weights and optimizer: the task's (PPO's KL coefficient) and the fp16
+        grad scaler's, so a resumed run continues exactly."""
+        extra: dict[str, Any] = {}
+        task_state = getattr(self.task, "state_dict", None)
+        if callable(task_state):
+            extra["task_state"] = task_state()
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None:
+            extra["grad_scaler"] = scaler.state_dict()
+        return extra
+
+    def load_extra_state(self, info: dict[str, Any]) -> None:
+        loader = getattr(self.task, "load_state_dict", None)
+        if callable(loader) and "task_state" in info:
+            loader(info["task_state"])
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and "grad_scaler" in info:
+            scaler.load_state_dict(info["grad_scaler"])
 
     def loop_counters(self) -> dict[str, Any]:
         return self.state.counters() if self.state is not None else {}

@@ -145,3 +145,13 @@ def test_a_cut_metrics_line_does_not_break_resume(make_config: Callable[..., dic
     assert [m["step"] for m in resumed.metrics if "loss" in m] == [1, 2, 3, 4]
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         json.loads(line)
+
+
+def test_resume_from_picks_a_checkpoint(make_config: Callable[..., dict[str, Any]]) -> None:
+    config = make_config(train={"max_steps": 4, "save_every_steps": 1, "keep_checkpoints": 4})
+    result = train(config, quiet=True)
+    chosen = result.run_dir / "checkpoints" / "step-2"
+    resumed = train(config, quiet=True, resume_from=chosen)
+    assert "resuming from step-2" in (result.run_dir / "train.log").read_text()
+    assert [m["step"] for m in resumed.metrics if "loss" in m] == [1, 2, 3, 4]
+    assert resumed.summary["eval_loss_after"] == pytest.approx(result.summary["eval_loss_after"], abs=1e-6)

@@ -115,3 +115,20 @@ def test_reports_of_broken_runs(tmp_path: Path, browser: Any, capsys: pytest.Cap
     charts, _, text = drawn_charts(browser, crashed / "report.html")
     assert "status failed before its first training step" in text
     assert charts["loss"][0]["series"] == "eval loss"
+
+
+def test_every_value_reaching_the_report_is_escaped(tmp_path: Path) -> None:
+    """A run folder from someone else cannot put markup into the report (the last step, memorization counts)."""
+    from tunesmith.runs.report import write_report
+
+    run = tmp_path / "hostile"
+    run.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "demo" / "config.yaml", run / "config.yaml")
+    evil = "<script>alert(1)</script>"
+    (run / "metrics.jsonl").write_text(json.dumps({"step": evil, "loss": 1.0}) + "\n")
+    memo = {"train_verbatim_rate": 0.5, "heldout_verbatim_rate": 0.1, "train_token_loss": 1.0,
+            "heldout_token_loss": 2.0, "train_samples": evil, "heldout_samples": evil, "message": evil}
+    (run / "summary.json").write_text(json.dumps({"status": "failed", "memorization": memo}))
+    path, _ = write_report([run], tmp_path / "r.html")
+    html_text = path.read_text()
+    assert "<script>" not in html_text and "&lt;script&gt;" in html_text

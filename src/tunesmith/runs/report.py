@@ -112,7 +112,11 @@ def notes_of(view: RunView) -> list[str]:
 
 
 def series(records: list[dict[str, Any]], key: str) -> list[tuple[float, float]]:
-    return [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "step" in r]
+    return [
+        (r["step"], r[key])
+        for r in records
+        if isinstance(r.get(key), int | float) and isinstance(r.get("step"), int | float)  # a foreign file: skip
+    ]
 
 
 def render_run(view: RunView) -> str:

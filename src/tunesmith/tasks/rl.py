@@ -239,6 +239,14 @@ class PpoTask(GrpoTask):
         super().__init__()
         self.kl_controller: AdaptiveKLController | None = None
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this run's PPO state: the adaptive KL coefficient."""
+        return {"kl_coef": self.kl_controller.value} if self.kl_controller is not None else {}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        if self.kl_controller is not None and "kl_coef" in saved:
+            self.kl_controller.value = float(saved["kl_coef"])
+
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
         lm = TrainedTokenLM(model)
         if not lm.direct:
