@@ -328,6 +328,9 @@ class TrainConfig(Section):
         "error", description="a non-finite loss or gradient norm: stop naming the batch, or skip that update"
     )
     max_consecutive_skips: int = Field(10, ge=1, description="skip_step: stop after this many skips in a row")
+    auto_micro_batch: bool = Field(
+        False, description="on out-of-memory, halve the micro-batch and double grad_accum (same effective batch)"
+    )
     deterministic: bool = Field(
         False, description="deterministic kernels (torch.use_deterministic_algorithms): bit-equal reruns, slower on GPU"
     )

@@ -29,6 +29,7 @@ from tunesmith.engine.checkpoint import (
     verify_checkpoint,
 )
 from tunesmith.engine.loop import emit, eval_record, peak_memory_mb, run_loop
+from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.stopping import RunInterrupted, StopSignal
 from tunesmith.errors import UserError
@@ -167,15 +168,6 @@ def _train(
     return TrainResult(run.path, run.final, summary, run.read_metrics())
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, or the CPU allocator failing (a MemoryError or torch's allocator message)."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-
-
 def out_of_memory_advice(cfg: RunConfig) -> str:
     """One line with the fixes that apply to this config, most effective first."""
     t, d = cfg.train, cfg.data
@@ -187,6 +179,8 @@ def out_of_memory_advice(cfg: RunConfig) -> str:
         fixes.append(f"data.max_length={d.max_length // 2}")
     if not t.gradient_checkpointing:
         fixes.append("train.gradient_checkpointing=true")
+    if not t.auto_micro_batch and t.batch_size > 1:
+        fixes.append("train.auto_micro_batch=true (halves the micro-batch on OOM, same effective batch)")
     if cfg.method.name == "full":
         fixes.append("method.name=lora (trains a few % of the weights)")
     elif cfg.method.name == "lora":
@@ -479,6 +473,9 @@ def _restore(
     info = load_checkpoint(path, session.wrapped, session.optimizer, session.scheduler)
     state.step = info["step"]
     state.load_counters(info.get("loop", {}))
+    if state.micro_batch is not None:  # auto_micro_batch backed off before the checkpoint: keep its choice
+        factor = session.cfg.train.batch_size // state.micro_batch
+        session.plan.batch_size, session.plan.grad_accum = state.micro_batch, session.cfg.train.grad_accum * factor
     session.load_extra_state(info)
     state.last_saved_step = state.step
     run.truncate_metrics(state.step)

@@ -126,3 +126,25 @@ def test_deterministic_runs_give_bit_equal_loss_curves(make_config: Callable[...
     second = train(config, ["output.name=second"], quiet=True)
     curve = [m["loss"] for m in first.metrics if "loss" in m]
     assert curve == [m["loss"] for m in second.metrics if "loss" in m] and len(curve) == 6
+
+
+def test_auto_micro_batch_backs_off_on_out_of_memory_with_the_same_result(
+    make_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(train={"max_steps": 3, "batch_size": 4, "save_every_steps": 1, "auto_micro_batch": True})
+    reference = train(config, ["output.name=reference"], quiet=True)
+    real = loop.accumulate_gradients
+
+    def big_batches_fail(acc: Any, model: Any, batches: Any) -> Any:  # micro-batches of 4 rows do not fit
+        if any(b.input_ids.shape[0] > 2 for b in batches):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(acc, model, batches)
+
+    monkeypatch.setattr(loop, "accumulate_gradients", big_batches_fail)
+    backed_off = train(config, quiet=True)
+    losses = [m["loss"] for m in backed_off.metrics if "loss" in m]
+    assert losses == pytest.approx([m["loss"] for m in reference.metrics if "loss" in m], abs=1e-5)
+    state = json.loads((backed_off.run_dir / "checkpoints" / "step-3" / "state.json").read_text())
+    assert state["loop"]["micro_batch"] == 2
+    with pytest.raises(UserError, match="out of memory while training"):
+        train(config, ["output.name=no-backoff", "train.auto_micro_batch=false"], quiet=True)

@@ -27,15 +27,18 @@ class LoopState:
     skipped_steps: int = 0  # updates skipped for a non-finite loss / gradient (train.nan_policy: skip_step)
     consecutive_skips: int = 0
     last_saved_step: int | None = None
+    micro_batch: int | None = None  # set when train.auto_micro_batch halved the micro-batch
 
     def counters(self) -> dict[str, Any]:
         """What a checkpoint keeps so that a resumed run counts on exactly as the uninterrupted one."""
         return {"real_tokens": self.real_tokens, "padded_tokens": self.padded_tokens,
-                "train_seconds": self.train_seconds, "skipped_steps": self.skipped_steps}
+                "train_seconds": self.train_seconds, "skipped_steps": self.skipped_steps,
+                "micro_batch": self.micro_batch}
 
     def load_counters(self, saved: dict[str, Any]) -> None:
         for key, value in saved.items():
-            setattr(self, key, type(getattr(self, key))(value))
+            current = getattr(self, key)
+            setattr(self, key, value if current is None or value is None else type(current)(value))
 
 
 class EarlyStopping:

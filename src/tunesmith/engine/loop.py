@@ -23,6 +23,7 @@ from tunesmith.config import TrainConfig
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import Batch, collate
 from tunesmith.engine.callbacks import Callback, Event, LoopState
+from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.stopping import StopSignal
 from tunesmith.errors import UserError
 
@@ -130,7 +131,13 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         parts.collate_fn(m, parts.pad_id, parts.packed)
         for m in parts.plan.micro_batches(rows, acc.process_index)
     ]
-    loss, num_trained = accumulate_gradients(acc, model, batches)
+    try:
+        loss, num_trained = accumulate_gradients(acc, model, batches)
+    except Exception as exc:
+        if not (cfg.auto_micro_batch and is_out_of_memory(exc) and parts.plan.batch_size % 2 == 0):
+            raise
+        _halve_micro_batch(parts, state)
+        return train_step(parts, state)  # the same rows, in twice as many micro-batches
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
     finite = math.isfinite(loss) and math.isfinite(grad_norm)
     if finite:
@@ -166,6 +173,17 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         "skipped": not finite,
         "skipped_steps": state.skipped_steps,
     }
+
+
+def _halve_micro_batch(parts: LoopParts, state: LoopState) -> None:
+    """train.auto_micro_batch: half the rows per micro-batch, twice the accumulation — the step's rows and
+    its token-normalised gradient stay exactly the same."""
+    parts.optimizer.zero_grad(set_to_none=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    parts.plan.batch_size //= 2
+    parts.plan.grad_accum *= 2
+    state.micro_batch = parts.plan.batch_size
 
 
 def _non_finite(parts: LoopParts, state: LoopState, loss: float, grad_norm: float, rows: list[int]) -> None:
