@@ -17,6 +17,7 @@ from tunesmith.cli import main
 def existing_run(tmp_path: Path) -> Path:
     run = tmp_path / "runs" / "t"
     run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {path: earlier}\n")  # an earlier tunesmith run: --overwrite may replace it
     (run / "precious.txt").write_text("user's earlier run")
     return run
 
@@ -108,7 +109,7 @@ def test_bad_input_one_line_exit_2_nothing_lost(
     config = make_config(**build(tmp_path))
     err = run_cli(config, tmp_path, capsys)
     assert __import__("re").search(pattern, err), err
-    assert sorted(p.name for p in existing_run.iterdir()) == ["precious.txt"]
+    assert sorted(p.name for p in existing_run.iterdir()) == ["config.yaml", "precious.txt"]
 
 
 def test_debug_shows_traceback(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
