@@ -237,13 +237,14 @@ class TaskConfig(Section):
         description="classification with head generate: the user turn; {labels} and {text} are filled in",
     )
 
-    loss: Literal["sigmoid", "ipo", "cdpo", "simpo", "orpo", "kto"] = Field(
+    loss: Literal["sigmoid", "ipo", "cdpo", "hinge", "robust", "simpo", "orpo", "kto"] = Field(
         "sigmoid",
-        description="dpo: sigmoid (DPO), ipo, cdpo (label-smoothed), simpo and orpo (no reference), kto (unpaired)",
+        description="dpo: sigmoid (DPO), ipo, cdpo (label-smoothed), hinge (SLiC), robust (rDPO), simpo and "
+        "orpo (no reference), kto (unpaired)",
     )
     beta: float = Field(0.1, gt=0, description="dpo: inverse temperature β (IPO's τ, ORPO's λ)")
     label_smoothing: float = Field(
-        0.1, ge=0, lt=0.5, description="dpo with loss cdpo: share of flipped labels ε"
+        0.1, ge=0, lt=0.5, description="dpo with loss cdpo or robust: share of flipped labels ε"
     )
     simpo_gamma: float = Field(0.5, ge=0, description="dpo with loss simpo: target reward margin γ")
     desirable_weight: float = Field(1.0, gt=0, description="dpo with loss kto: weight of thumbs-up examples")

@@ -162,3 +162,31 @@ def test_adaptive_kl_controller() -> None:
         0.1 * 1.01 * (1 + 0.2 * 0.1)
     )  # error capped at 0.2
     assert controller.update(0.0, n_steps=10) < 0.1 * 1.01 * 1.02
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.5])
+def test_hinge_matches_trl(beta: float) -> None:
+    from tunesmith.objectives.preference import LOG_RATIO_LOSSES
+
+    ours = LOG_RATIO_LOSSES["hinge"](preference_logits(PC, PR, RC, RR), beta, 0.0)
+    theirs = trl_cpo(cpo_stub("hinge", beta), PC - RC, PR - RR)  # TRL's hinge, called in isolation
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_robust_dpo_matches_the_paper_and_trl_formula() -> None:
+    """rDPO (Chowdhury et al., 2024, Eq. 9); TRL's version sits inside DPOTrainer's loss, so its formula
+    is restated here: (−(1−ε)·logσ(βh) + ε·logσ(−βh)) / (1 − 2ε)."""
+    from tunesmith.objectives.preference import LOG_RATIO_LOSSES
+
+    h, beta, eps = preference_logits(PC, PR, RC, RR), 0.2, 0.1
+    ours = LOG_RATIO_LOSSES["robust"](h, beta, eps)
+    by_hand = torch.tensor([
+        (-(1 - eps) * math.log(1 / (1 + math.exp(-beta * x))) + eps * math.log(1 / (1 + math.exp(beta * x))))
+        / (1 - 2 * eps) for x in h.tolist()
+    ])
+    torch.testing.assert_close(ours, by_hand, atol=1e-5, rtol=0)
+    # with no flipped labels it is DPO; its expectation over flips recovers the clean loss (the paper's point)
+    torch.testing.assert_close(LOG_RATIO_LOSSES["robust"](h, beta, 0.0), dpo_sigmoid_loss(h, beta))
+    clean = dpo_sigmoid_loss(h, beta)
+    expected = (1 - eps) * LOG_RATIO_LOSSES["robust"](h, beta, eps) + eps * LOG_RATIO_LOSSES["robust"](-h, beta, eps)
+    torch.testing.assert_close(expected, clean, atol=1e-5, rtol=0)

@@ -50,6 +50,8 @@ def preference_config(
         ("ipo", {"name": "full"}),
         ("simpo", LORA),
         ("orpo", LORA),
+        ("hinge", LORA),
+        ("robust", LORA),
         ("sigmoid", {"name": "adapter", "reduction_factor": 4}),
     ],
 )
@@ -64,7 +66,8 @@ def test_dpo_losses_learn_the_preference(
     assert summary["eval_reward_margin_after"] > 0
     if loss not in ("simpo", "orpo"):  # policy = reference at the start: no preference yet
         assert summary["eval_pref_accuracy_before"] == 0.0
-        assert summary["eval_loss_before"] == pytest.approx(0.6931 if loss != "ipo" else 25.0, rel=1e-3)
+        at_start = {"ipo": 25.0, "hinge": 1.0}.get(loss, 0.6931)  # every loss at h = 0
+        assert summary["eval_loss_before"] == pytest.approx(at_start, rel=1e-3)
         assert (result.run_dir / "reference_logps.json").is_file()
 
 

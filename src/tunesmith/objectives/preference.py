@@ -9,9 +9,16 @@ rejected completions, shape (B,). Each function returns per-pair losses (B,); th
 - SimPO (Meng et al., 2024, Eq. 6):      −log σ(β · (avg π_c − avg π_r) − γ), no reference
 - ORPO (Hong et al., 2024, Eq. 6–7):     NLL(chosen) − β · log σ(log odds_c − log odds_r),
   odds = p / (1 − p) with p the length-averaged probability, no reference
+- hinge (SLiC, Zhao et al., 2023, Eq. 2 on log-ratios): max(0, 1 − β·h)
+- robust DPO (Chowdhury et al., 2024, Eq. 9): [−(1−ε) log σ(βh) + ε log σ(−βh)] / (1 − 2ε), unbiased
+  under a share ε of flipped preference labels
+
+`LOG_RATIO_LOSSES` is the table of the losses that take h alone: a new one is one function and one entry.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +44,28 @@ def dpo_sigmoid_loss(logits: torch.Tensor, beta: float, label_smoothing: float =
 def ipo_loss(logits: torch.Tensor, beta: float) -> torch.Tensor:
     """IPO: regress h to 1/(2β) (β is the paper's τ); logits = h, (B,)."""
     return (logits - 1 / (2 * beta)) ** 2
+
+
+def hinge_loss(logits: torch.Tensor, beta: float) -> torch.Tensor:
+    """SLiC-HF's calibration hinge on the log-ratio margin; logits = h, (B,)."""
+    return torch.relu(1 - beta * logits)
+
+
+def robust_dpo_loss(logits: torch.Tensor, beta: float, label_smoothing: float) -> torch.Tensor:
+    """rDPO: DPO de-biased for a known label-flip rate ε = label_smoothing (< 0.5); logits = h, (B,)."""
+    clean = -(1 - label_smoothing) * F.logsigmoid(beta * logits)
+    flipped = -label_smoothing * F.logsigmoid(-beta * logits)
+    return (clean - flipped) / (1 - 2 * label_smoothing)
+
+
+# loss name → per-pair loss of (h, β, ε); ε is used by the losses that model label noise
+LOG_RATIO_LOSSES: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+    "sigmoid": lambda h, beta, eps: dpo_sigmoid_loss(h, beta),
+    "cdpo": dpo_sigmoid_loss,
+    "ipo": lambda h, beta, eps: ipo_loss(h, beta),
+    "hinge": lambda h, beta, eps: hinge_loss(h, beta),
+    "robust": robust_dpo_loss,
+}
 
 
 def simpo_loss(

@@ -29,13 +29,7 @@ from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.objectives.kto import kto_loss, kto_reference_point
 from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
-from tunesmith.objectives.preference import (
-    dpo_sigmoid_loss,
-    ipo_loss,
-    orpo_loss,
-    preference_logits,
-    simpo_loss,
-)
+from tunesmith.objectives.preference import LOG_RATIO_LOSSES, orpo_loss, preference_logits, simpo_loss
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
 
 REFERENCE_FILE = "reference_logps.json"
@@ -165,10 +159,7 @@ class PreferenceObjective(nn.Module):
         assert ref_logp is not None, "reference log-probs are attached before training"
         ref_chosen, ref_rejected = ref_logp.chunk(2)
         logits = preference_logits(chosen, rejected, ref_chosen, ref_rejected)
-        if task.loss == "ipo":
-            return ipo_loss(logits, task.beta).sum()
-        smoothing = task.label_smoothing if task.loss == "cdpo" else 0.0
-        return dpo_sigmoid_loss(logits, task.beta, smoothing).sum()
+        return LOG_RATIO_LOSSES[task.loss](logits, task.beta, task.label_smoothing).sum()
 
 
 def read_feedback(spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type) -> list[Any]:
