@@ -203,7 +203,7 @@ TASK_KEYS: dict[str, frozenset[str]] = {
         {"loss", "beta", "label_smoothing", "simpo_gamma", "desirable_weight", "undesirable_weight"}
     ),
     "reward": frozenset(),
-    "grpo": RL_KEYS | {"group_size", "beta"},
+    "grpo": RL_KEYS | {"group_size", "beta", "advantage"},
     "ppo": RL_KEYS
     | {"kl_coef", "kl_target", "kl_horizon", "vf_coef", "gamma", "lam", "clip_range_value", "ppo_epochs"},
 }
@@ -263,6 +263,9 @@ class TaskConfig(Section):
     temperature: float = Field(1.0, gt=0, description="ppo/grpo: sampling temperature of rollouts")
     clip_range: float = Field(0.2, gt=0, description="ppo/grpo: ratio clipping ε")
     group_size: int = Field(4, ge=2, description="grpo: completions sampled per prompt")
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"] = Field(
+        "grpo", description="grpo: advantage estimator (group-normalised, Dr. GRPO, RLOO leave-one-out, REINFORCE++)"
+    )
     kl_coef: float = Field(0.05, ge=0, description="ppo: initial per-token KL penalty β")
     kl_target: float | None = Field(
         None, gt=0, description="ppo: adapt β toward this KL (Ziegler et al.); fixed when unset"

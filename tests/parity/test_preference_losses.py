@@ -190,3 +190,18 @@ def test_robust_dpo_matches_the_paper_and_trl_formula() -> None:
     clean = dpo_sigmoid_loss(h, beta)
     expected = (1 - eps) * LOG_RATIO_LOSSES["robust"](h, beta, eps) + eps * LOG_RATIO_LOSSES["robust"](-h, beta, eps)
     torch.testing.assert_close(expected, clean, atol=1e-5, rtol=0)
+
+
+def test_advantage_estimators_match_their_papers() -> None:
+    from tunesmith.objectives.advantages import ADVANTAGES
+
+    rewards = torch.tensor([1.0, 0.0, 0.5, 2.0, 2.0, -1.0])  # two prompts, groups of 3
+    groups = rewards.view(2, 3)
+    rloo = torch.tensor([r - (g.sum() - r) / 2 for g in groups for r in g])  # each sample vs the mean of the others
+    torch.testing.assert_close(ADVANTAGES["rloo"](rewards, 3), rloo)
+    centred = torch.tensor([r - g.mean() for g in groups for r in g])
+    torch.testing.assert_close(ADVANTAGES["dr_grpo"](rewards, 3), centred)
+    torch.testing.assert_close(ADVANTAGES["rloo"](rewards, 3), centred * 3 / 2)  # RLOO = G/(G−1) · centred
+    whitened = (centred - centred.mean()) / centred.std()
+    torch.testing.assert_close(ADVANTAGES["reinforce_pp"](rewards, 3), whitened, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ADVANTAGES["grpo"](rewards, 3), group_advantages(rewards, 3))

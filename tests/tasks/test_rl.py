@@ -3,6 +3,8 @@ one-line errors for bad reward sources."""
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,13 @@ def test_ppo_step_metrics_and_adaptive_kl(make_config: Callable[..., dict[str, A
         steps[1]["mean_reward"] == steps[0]["mean_reward"]
         and steps[3]["mean_reward"] == steps[2]["mean_reward"]
     )
+
+
+@pytest.mark.parametrize("advantage", ["rloo", "dr_grpo", "reinforce_pp"])
+def test_grpo_takes_any_advantage_estimator(
+    advantage: str, make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    config = grpo_config(make_config, tmp_path, advantage=advantage)
+    result = train(config, quiet=True)
+    assert result.summary["status"] == "finished"
+    assert all(math.isfinite(m["loss"]) for m in result.metrics if "loss" in m)

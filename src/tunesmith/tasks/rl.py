@@ -28,7 +28,8 @@ from tunesmith.engine.rollout import sample_completions
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.models.anatomy import hidden_size_of
-from tunesmith.objectives.grpo import group_advantages, grpo_loss
+from tunesmith.objectives.advantages import ADVANTAGES
+from tunesmith.objectives.grpo import grpo_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
 from tunesmith.objectives.ppo import (
     AdaptiveKLController,
@@ -87,7 +88,7 @@ class GrpoTask(InstructionTask):
             repeated = [p for p in prompts for _ in range(group)]
             samples = [answered(p, c) for p, c in zip(repeated, completions, strict=True)]
             batch = collate([[s] for s in samples], pad_id, packed=False)
-            batch.extras["advantages"] = group_advantages(scores, group)
+            batch.extras["advantages"] = ADVANTAGES[cfg.task.advantage](scores, group)
             batch.stats = {
                 "mean_reward": float(scores.mean()),
                 "reward_std": float(scores.view(-1, group).std(dim=1).mean()),
