@@ -4,7 +4,6 @@ one-line errors for bad reward sources."""
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
