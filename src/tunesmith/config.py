@@ -111,7 +111,9 @@ class DataConfig(Section):
         return _check_format(value)
 
 
-LORA_KEYS = frozenset({"r", "alpha", "dropout", "target_modules", "use_rslora", "init", "modules_to_save"})
+LORA_KEYS = frozenset(
+    {"r", "alpha", "dropout", "target_modules", "use_rslora", "init", "modules_to_save", "loraplus_lr_ratio"}
+)
 # method name → the method.* keys it reads; a key set for another method is an error, not ignored
 METHOD_KEYS: dict[str, frozenset[str]] = {
     "full": frozenset(),
@@ -142,6 +144,9 @@ class MethodConfig(Section):
         "the LoRA family, peft's per-architecture choice for ia3",
     )
     use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale alpha / sqrt(r)")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+ (Hayou et al., 2024): B matrices learn this many times faster than A (e.g. 16)"
+    )
     init: Literal["default", "gaussian", "pissa", "olora"] = Field(
         "default",
         description="LoRA init: default (B = 0), gaussian, pissa (principal singular vectors), olora",

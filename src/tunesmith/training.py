@@ -154,7 +154,9 @@ def build_session(
     )
     total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
     wrapped = task.objective(model, cfg, data)
-    optimizer = build_optimizer(wrapped, cfg.train, method.optimizer_class(cfg.method))
+    optimizer = build_optimizer(
+        wrapped, cfg.train, method.optimizer_class(cfg.method), method.lr_scale(cfg.method)
+    )
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
     wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
     with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see

@@ -195,3 +195,25 @@ def test_prefix_needs_a_cache(base_folders: dict[str, Path]) -> None:
 
     with pytest.raises(UserError, match="method.name: prefix .* BertForSequenceClassification does not take"):
         METHODS.get("prefix").apply(load_base("bert", base_folders["bert"]), method_config("prefix"))
+
+
+def test_loraplus_gives_b_matrices_the_ratio_as_peft_does(tiny_llama: Path) -> None:
+    """LoRA+ parameter groups against peft's own create_loraplus_optimizer on the same model."""
+    from peft.optimizers import create_loraplus_optimizer
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.config import MethodConfig, TrainConfig
+    from tunesmith.engine.optim import build_optimizer
+    from tunesmith.methods import METHODS
+
+    method = METHODS.get("lora")
+    cfg = MethodConfig(name="lora", r=4, alpha=8, loraplus_lr_ratio=16.0)
+    model = method.apply(AutoModelForCausalLM.from_pretrained(tiny_llama), cfg)
+    ours = build_optimizer(model, TrainConfig(lr=1e-3), lr_scale=method.lr_scale(cfg))
+    theirs = create_loraplus_optimizer(model, torch.optim.AdamW, lr=1e-3, loraplus_lr_ratio=16.0)
+
+    def lr_of(optimizer: torch.optim.Optimizer) -> dict[int, float]:
+        return {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+
+    assert lr_of(ours) == lr_of(theirs)
+    assert sorted(set(lr_of(ours).values())) == [1e-3, 16e-3]

@@ -122,3 +122,13 @@ def test_sets_refuse_mixed_methods(make_config: Callable[..., dict[str, Any]]) -
     ia3 = run_method(make_config, "ia3")
     with pytest.raises(UserError, match="uses method ia3, not lora: one method per set"):
         TunedModels({"x": lora.run_dir, "y": ia3.run_dir})
+
+
+def test_loraplus_trains_through_the_same_loop(make_config: Callable[..., dict[str, Any]]) -> None:
+    plain = train(make_config(train={"max_steps": 4}, output={"name": "plain"}), quiet=True)
+    plus = train(make_config(method={"loraplus_lr_ratio": 16.0}, train={"max_steps": 4}, output={"name": "plus"}),
+                 quiet=True)
+    assert plus.summary["eval_loss_after"] != plain.summary["eval_loss_after"]
+    assert plus.summary["eval_loss_after"] < plus.summary["eval_loss_before"]
+    with pytest.raises(UserError, match="loraplus_lr_ratio"):
+        train(make_config(method={"name": "ia3", "loraplus_lr_ratio": 16.0}), quiet=True)

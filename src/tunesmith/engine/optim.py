@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -10,17 +12,27 @@ from tunesmith.config import TrainConfig
 
 
 def build_optimizer(
-    model: nn.Module, cfg: TrainConfig, optimizer_class: type[Optimizer] = AdamW
+    model: nn.Module,
+    cfg: TrainConfig,
+    optimizer_class: type[Optimizer] = AdamW,
+    lr_scale: Callable[[str], float] | None = None,
 ) -> Optimizer:
-    """AdamW (or the method's AdamW variant, e.g. paged); 1-D tensors (biases, norms) get no weight decay."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for param in model.parameters():
+    """AdamW (or the method's AdamW variant, e.g. paged); 1-D tensors (biases, norms) get no weight decay;
+    the method's `lr_scale` (LoRA+) gives some parameters a multiple of train.lr. Groups keep the order
+    parameters first appear in, so the same config always builds the same optimizer."""
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            key = (param.ndim >= 2, lr_scale(name) if lr_scale is not None else 1.0)
+            groups.setdefault(key, []).append(param)
     return optimizer_class(  # type: ignore[call-arg]
-        [g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps
+        [
+            {"params": params, "weight_decay": cfg.weight_decay if decays else 0.0, "lr": cfg.lr * scale}
+            for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1]))
+        ],
+        lr=cfg.lr,
+        betas=cfg.adam_betas,
+        eps=cfg.adam_eps,
     )
 
 

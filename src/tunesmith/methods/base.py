@@ -3,6 +3,7 @@ between several trained results on one base, and merge for export."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +32,10 @@ class Method(Protocol):
         ...
 
     def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]: ...
+
+    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+        """A learning-rate multiplier per trainable parameter name (LoRA+), or None for one rate."""
+        ...
 
     def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
         """Make the parameters this method trains trainable (and only those)."""
@@ -70,6 +75,9 @@ class MethodDefaults:
 
     def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]:
         return torch.optim.AdamW
+
+    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+        return None
 
     def merge(self, model: nn.Module) -> Any:
         raise NotImplementedError(f"method {self.name} cannot be merged into the base weights")

@@ -12,6 +12,7 @@ ordinary LoRA against the untouched base, so the saved folder works with plain `
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ class LoraMethod(PeftMethod):
             modules_to_save=cfg.modules_to_save or None,
             task_type=peft_task_type(model),
         )
+
+    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+        """LoRA+ (Hayou et al., 2024, §4): B (and embedding B) at ratio × the learning rate of A."""
+        ratio = cfg.loraplus_lr_ratio
+        if ratio is None:
+            return None
+        return lambda name: ratio if ".lora_B." in name or ".lora_embedding_B." in name else 1.0
 
     def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
         peft_model = super().apply(model, cfg)
