@@ -81,13 +81,17 @@ def _sha256(path: Path) -> str:
 
 
 def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
     import safetensors
     import transformers
 
-    import tunesmith
-
+    try:
+        ours = version("tunesmith")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        ours = "unknown"
     return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "safetensors": safetensors.__version__, "tunesmith": tunesmith.__version__}
+            "safetensors": safetensors.__version__, "tunesmith": ours}
 
 
 def save_checkpoint(
