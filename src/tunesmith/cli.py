@@ -37,11 +37,15 @@ def _root(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="let a run's model run the code shipped with it")
     ] = False,
+    allow_pickle_weights: Annotated[
+        bool, typer.Option("--allow-pickle-weights", help="let a run load the pickle weights its config allows")
+    ] = False,
 ) -> None:
     from tunesmith.models.tuned import TRUST
 
     DEBUG["on"] = debug
     TRUST.allow_imports, TRUST.trust_remote_code = allow_imports, trust_remote_code
+    TRUST.allow_pickle_weights = allow_pickle_weights
 
 
 @app.command()
@@ -578,10 +582,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
     """Exit status 128 + the signal's number, as shells report it (SIGTERM 143, SIGINT 130)."""
-    from tunesmith.engine.stopping import RunInterrupted
+    from tunesmith.engine.stopping import RunInterrupted, StoppedAtOnce
 
     if isinstance(exc, RunInterrupted):
         typer.echo(f"interrupted by {exc}; continue with --resume", err=True)
         raise SystemExit(143 if exc.signal_name == "SIGTERM" else 130) from None
-    typer.echo("interrupted: the newest complete checkpoint can be resumed with --resume", err=True)
-    raise SystemExit(130) from None
+    name = exc.signal_name if isinstance(exc, StoppedAtOnce) else "SIGINT"
+    typer.echo(
+        f"interrupted by {name}: stopped at once; --resume continues from the newest complete checkpoint, if "
+        "the run had written one", err=True,
+    )
+    raise SystemExit(143 if name == "SIGTERM" else 130) from None

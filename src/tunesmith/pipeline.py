@@ -23,6 +23,7 @@ from tunesmith.data.templates import build_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import (
     clean_stale,
+    list_checkpoints,
     load_best_weights,
     load_checkpoint,
     newest_valid_checkpoint,
@@ -127,7 +128,12 @@ def _train(
     check_notes = run_fast_checks(cfg)
     reporter = Reporter(run, quiet)
     # method settings that do not fit the model fail here, before the run folder exists
-    model = build_model(cfg, method, task, source, data.labels, tokenizer)
+    try:
+        model = build_model(cfg, method, task, source, data.labels, tokenizer)
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise UserError(out_of_memory_advice(cfg)) from None
+        raise
     removed = run.create(overwrite and not resume)
     if not resume:
         run.config.write_text(dump_config(cfg))
@@ -459,6 +465,14 @@ def _restore(
     for note in clean_stale(run.checkpoints):
         say(f"checkpoints: {note}")
     path = options.checkpoint or newest_valid_checkpoint(run.checkpoints, say)
+    if options.checkpoint is not None:
+        chosen = options.checkpoint.resolve()
+        if chosen.parent != run.checkpoints.resolve():
+            raise UserError(f"--resume-from {options.checkpoint}: not a checkpoint of {run.path}")
+        for newer in list_checkpoints(run.checkpoints):  # the abandoned future: a later --resume must not pick it
+            if newer.resolve() != chosen and int(newer.name.split("-")[1]) > int(chosen.name.split("-")[1]):
+                shutil.rmtree(newer)
+                say(f"checkpoints: removed {newer.name}, newer than the --resume-from checkpoint")
     if path is None:
         raise UserError(
             f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite"

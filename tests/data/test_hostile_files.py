@@ -106,3 +106,12 @@ def test_data_check_reads_a_bom_file_and_names_deep_nesting(tmp_path: Path) -> N
     rows = list(iter_rows(path))
     assert rows[0][1] == ROWS[0] and rows[0][2] is None
     assert rows[1][1] is None and rows[1][2] == "JSON nested too deeply"
+
+
+def test_lone_surrogate_escapes_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"prompt": "ok", "completion": "fine"}\n{"prompt": "bad \\ud800 half", "completion": "x"}\n')
+    expect_one_line(path, f"{path}:2: a \\ud800-\\udfff escape that is half a character")
+    whole = tmp_path / "s.json"
+    whole.write_text('[{"prompt": "\\udfff", "completion": "x"}]')
+    expect_one_line(whole, "half a character")

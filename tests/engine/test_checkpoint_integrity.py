@@ -155,3 +155,28 @@ def test_resume_from_picks_a_checkpoint(make_config: Callable[..., dict[str, Any
     assert "resuming from step-2" in (result.run_dir / "train.log").read_text()
     assert [m["step"] for m in resumed.metrics if "loss" in m] == [1, 2, 3, 4]
     assert resumed.summary["eval_loss_after"] == pytest.approx(result.summary["eval_loss_after"], abs=1e-6)
+
+
+def test_a_manifest_that_leaves_out_a_file_is_rejected(tmp_path: Path) -> None:
+    model, optimizer, scheduler = tiny_training(tmp_path)
+    path = save_checkpoint(tmp_path / "c", 1, model, optimizer, scheduler, {}, keep=1)
+    manifest = json.loads((path / MANIFEST).read_text())
+    del manifest["files"]["training_state.json"]
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="its manifest does not list training_state.json"):
+        verify_checkpoint(path)
+
+
+def test_resume_from_another_run_is_refused_and_newer_checkpoints_are_dropped(
+    make_config: Callable[..., dict[str, Any]]
+) -> None:
+    from tunesmith.errors import UserError
+
+    config = make_config(train={"max_steps": 4, "save_every_steps": 1, "keep_checkpoints": 4})
+    first = train(config, quiet=True)
+    other = train(config, ["output.name=other"], quiet=True)
+    with pytest.raises(UserError, match="not a checkpoint of"):
+        train(config, quiet=True, resume_from=other.run_dir / "checkpoints" / "step-2")
+    train(config, ["train.max_steps=3"], quiet=True, resume_from=first.run_dir / "checkpoints" / "step-2",
+          force_resume=True)
+    assert [p.name for p in list_checkpoints(first.run_dir / "checkpoints")] == ["step-1", "step-2", "step-3"]

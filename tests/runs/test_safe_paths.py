@@ -32,7 +32,7 @@ def test_overwrite_replaces_only_a_tunesmith_run(make_config: Callable[..., dict
     foreign = runs / "t"
     foreign.mkdir(parents=True)
     (foreign / "thesis.tex").write_text("years of work")
-    with pytest.raises(UserError, match="is not a tunesmith run \\(no config.yaml\\); it is left alone"):
+    with pytest.raises(UserError, match="is not a tunesmith run \\(no run config.yaml\\); it is left alone"):
         train(config, quiet=True, overwrite=True)
     assert (foreign / "thesis.tex").read_text() == "years of work"
     (foreign / "thesis.tex").unlink()
@@ -51,3 +51,14 @@ def test_data_fix_never_writes_over_its_input(tmp_path: Path, capsys: Any) -> No
     assert exit_info.value.code == 2
     assert "would be the input file; the checker never modifies its input" in capsys.readouterr().err
     assert data.read_bytes() == before
+
+
+def test_a_config_yaml_of_another_tool_is_not_a_run(make_config: Callable[..., dict[str, Any]]) -> None:
+    config = make_config(train={"max_steps": 1})
+    other = Path(config["output"]["dir"]) / "t"
+    other.mkdir(parents=True)
+    (other / "config.yaml").write_text("app: my-service\nreplicas: 3\n")
+    (other / "secrets.env").write_text("keep")
+    with pytest.raises(UserError, match="is not a tunesmith run"):
+        train(config, quiet=True, overwrite=True)
+    assert (other / "secrets.env").read_text() == "keep"

@@ -113,3 +113,15 @@ def test_remote_code_from_a_hub_model_needs_a_pinned_revision() -> None:
     pinned = load_config({"model": {"path": "someone/model", "trust_remote_code": True, "revision": "abc123"},
                           "data": {"train": "x"}})
     assert pinned.model.revision == "abc123"
+
+
+def test_a_run_config_cannot_allow_pickle_weights_by_itself(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    from tunesmith.models.tuned import read_run
+
+    run = tmp_path / "pickle-run"
+    shutil.copytree(tiny_runs["yes"], run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["model"]["allow_pickle_weights"] = True
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UserError, match="pass tunesmith --allow-pickle-weights"):
+        read_run(run)

@@ -46,11 +46,22 @@ def decode_utf8(raw: bytes, where: str) -> str:
 
 def parse_json(text: str, where: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{where}: malformed JSON line ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise UserError(f"{where}: JSON nested too deeply to be a record") from None
+    if "\\ud" in text.lower() and _has_lone_surrogate(value):
+        raise UserError(f"{where}: a \\ud800-\\udfff escape that is half a character (not valid Unicode text)")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_rows(path: str | Path) -> list[tuple[str, Row]]:
@@ -73,8 +84,11 @@ def stream_rows(path: str | Path) -> Iterator[tuple[str, Row]]:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise UserError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUFFIXES)}")
-    check_not_binary(path)
-    yield from reader(path)
+    try:
+        check_not_binary(path)
+        yield from reader(path)
+    except OSError as exc:  # unreadable: permissions, a directory where a file was expected, I/O errors
+        raise UserError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -121,6 +135,8 @@ def _read_json(path: Path) -> Iterator[tuple[str, Row]]:
         raise UserError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     except RecursionError:
         raise UserError(f"{path}: JSON nested too deeply to be a list of records") from None
+    if "\\ud" in text.lower() and _has_lone_surrogate(data):
+        raise UserError(f"{path}: a \\ud800-\\udfff escape that is half a character (not valid Unicode text)")
     if isinstance(data, dict):
         # {"data": [...]} or {"train": [...]}: take the single list inside
         lists = [v for v in data.values() if isinstance(v, list)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,7 +34,7 @@ class LoopState:
         """What a checkpoint keeps so that a resumed run counts on exactly as the uninterrupted one."""
         return {"real_tokens": self.real_tokens, "padded_tokens": self.padded_tokens,
                 "train_seconds": self.train_seconds, "skipped_steps": self.skipped_steps,
-                "micro_batch": self.micro_batch}
+                "consecutive_skips": self.consecutive_skips, "micro_batch": self.micro_batch}
 
     def load_counters(self, saved: dict[str, Any]) -> None:
         for key, value in saved.items():
@@ -91,8 +92,8 @@ class OverfittingWatch:
         self.warning: str | None = None
 
     def __call__(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
-        if event is Event.STEP_END and record.get("loss") is not None:
-            loss = float(record["loss"])
+        if event is Event.STEP_END and record.get("loss") is not None and math.isfinite(record["loss"]):
+            loss = float(record["loss"])  # a skipped non-finite step must not poison the average
             self.train_loss = (
                 loss
                 if self.train_loss is None

@@ -140,6 +140,20 @@ def save_checkpoint(
     return final
 
 
+def _finite(value: Any) -> Any:
+    """NaN / infinity → null: the state is JSON, which has no such numbers."""
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+REQUIRED = ("trainable.safetensors", STATE_TENSORS, STATE_JSON, "state.json")
+
+
 def _io_reason(exc: BaseException) -> str:
     """The OS's words for a failed write (safetensors wraps them: 'I/O error: File too large (os error 27)')."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -160,7 +174,7 @@ def _write_files(
                    tensors)
     save_file(tensors, str(tmp / STATE_TENSORS))
     (tmp / STATE_JSON).write_text(json.dumps(state, allow_nan=False))
-    (tmp / "state.json").write_text(json.dumps({"step": step, **extra}, indent=2))
+    (tmp / "state.json").write_text(json.dumps(_finite({"step": step, **extra}), indent=2, allow_nan=False))
     files = sorted(p for p in tmp.iterdir() if p.is_file())
     for path in files:
         _fsync(path)
@@ -220,18 +234,21 @@ def verify_checkpoint(path: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         files = manifest["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        missing = next((name for name in REQUIRED if name not in files), None)
+        if missing is not None:
+            raise CheckpointError(f"checkpoint {path}: its manifest does not list {missing}")
+        entries = [(name, int(e["size"]), str(e["sha256"])) for name, e in files.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise CheckpointError(f"checkpoint {path}: no readable {MANIFEST} (an unfinished or foreign save)") from None
-    for name, expected in files.items():
+    for name, size, digest in entries:
         file = path / name
         if not file.is_file():
             raise CheckpointError(f"checkpoint {path}: {name} is missing")
-        if file.stat().st_size != expected["size"]:
+        if file.stat().st_size != size:
             raise CheckpointError(
-                f"checkpoint {path}: {name} has {file.stat().st_size} bytes, the manifest says {expected['size']} "
-                "(truncated)"
+                f"checkpoint {path}: {name} has {file.stat().st_size} bytes, the manifest says {size} (truncated)"
             )
-        if _sha256(file) != expected["sha256"]:
+        if _sha256(file) != digest:
             raise CheckpointError(f"checkpoint {path}: {name} does not match its sha256 in the manifest (altered)")
     return manifest
 
@@ -257,12 +274,18 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
     verify_checkpoint(path)
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
-    state = decode(json.loads((path / STATE_JSON).read_text()), load_file(str(path / STATE_TENSORS)))
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    try:
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor)
+        state = decode(json.loads((path / STATE_JSON).read_text()), load_file(str(path / STATE_TENSORS)))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit this model ({type(exc).__name__}: {str(exc)[:120]}); the model or "
+            "method changed since it was written"
+        ) from None
     set_rng_state(state["rng"])
     info: dict[str, Any] = json.loads((path / "state.json").read_text())
     return info

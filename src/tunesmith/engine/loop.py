@@ -100,6 +100,7 @@ def _save(parts: LoopParts, state: LoopState) -> None:
 def _stop_if_asked(parts: LoopParts, state: LoopState) -> None:
     if parts.stop is None or parts.stop.requested is None:
         return
+    parts.stop.at_boundary()
     if parts.save_checkpoint and state.last_saved_step != state.step:
         _save(parts, state)
     raise parts.stop.stop_now(state.step)
@@ -139,7 +140,10 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
         _halve_micro_batch(parts, state)
         return train_step(parts, state)  # the same rows, in twice as many micro-batches
     grad_norm = clip_gradients(acc, model, cfg.max_grad_norm)
-    finite = math.isfinite(loss) and math.isfinite(grad_norm)
+    # with fp16 the grad scaler owns overflowing gradients (it skips that update and lowers its scale):
+    # only a non-finite loss is ours to judge there
+    scaled = getattr(acc, "scaler", None) is not None
+    finite = math.isfinite(loss) and (scaled or math.isfinite(grad_norm))
     if finite:
         parts.optimizer.step()
         parts.scheduler.step()

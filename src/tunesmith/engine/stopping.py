@@ -25,6 +25,14 @@ class RunInterrupted(KeyboardInterrupt):
         self.signal_name, self.step = signal_name, step
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second signal, or the grace period over: stopped without a new checkpoint."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(f"{signal_name}: stopped at once, without a new checkpoint")
+        self.signal_name = signal_name
+
+
 class StopSignal:
     def __init__(self, grace_s: float | None) -> None:
         self.grace_s = grace_s
@@ -32,18 +40,20 @@ class StopSignal:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested is not None:  # the second signal: stop now
-            raise KeyboardInterrupt
+            raise StoppedAtOnce(self.requested)
         self.requested = signal.Signals(signum).name
         if self.grace_s:
             signal.signal(signal.SIGALRM, self._expired)
             signal.alarm(max(1, math.ceil(self.grace_s)))
 
     def _expired(self, signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        raise StoppedAtOnce(self.requested or "signal")
+
+    def at_boundary(self) -> None:
+        """The step boundary is reached: the save that follows must not be cut by the grace alarm."""
+        signal.alarm(0)
 
     def stop_now(self, step: int) -> RunInterrupted:
-        """Called at the boundary, after the checkpoint is written: the alarm is no longer needed."""
-        signal.alarm(0)
         return RunInterrupted(self.requested or "signal", step)
 
     @contextmanager
@@ -52,9 +62,11 @@ class StopSignal:
             yield self
             return
         previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGALRM] = signal.getsignal(signal.SIGALRM)
         try:
             yield self
         finally:
-            signal.alarm(0)
+            if self.requested is not None:
+                signal.alarm(0)  # only our own alarm: a caller's is left alone
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -82,7 +82,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 def check_weight_files(folder: Path, text: str, allow_pickle: bool) -> None:
     """Weights only as safetensors unless model.allow_pickle_weights: a pickle file can run code on load."""
-    if allow_pickle or any(folder.glob("*.safetensors")):
+    # transformers loads model.safetensors (or its sharded index) before any pickle file beside it
+    if allow_pickle or (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file():
         return
     pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
     if pickled:
@@ -187,6 +188,7 @@ def load_causal_lm(source: ModelSource, cfg: ModelConfig, **extra: Any) -> Any:
     kwargs: dict[str, Any] = {
         "dtype": pick_dtype(cfg.dtype),
         "trust_remote_code": cfg.trust_remote_code,
+        **({} if cfg.allow_pickle_weights else {"use_safetensors": True}),  # never fall back to a pickle
         **extra,
     }
     if cfg.attn_implementation != "auto":

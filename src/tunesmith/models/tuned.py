@@ -28,6 +28,7 @@ class ReaderTrust:
 
     allow_imports: bool = False
     trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
 
 
 TRUST = ReaderTrust()
@@ -65,6 +66,11 @@ def untrusted_config(path: Path) -> RunConfig:
 
     raw = yaml.safe_load(path.read_text()) or {}
     model = raw.get("model") if isinstance(raw, dict) else None
+    if isinstance(model, dict) and model.get("allow_pickle_weights") and not TRUST.allow_pickle_weights:
+        raise UserError(
+            f"{path}: the run's config sets model.allow_pickle_weights (pickle files can run code when loaded); "
+            "pass tunesmith --allow-pickle-weights if you trust its weights"
+        )
     if isinstance(model, dict) and model.get("trust_remote_code") and not TRUST.trust_remote_code:
         raise UserError(
             f"{path}: the run's model needs model.trust_remote_code (code shipped with the model would run); "

@@ -62,8 +62,7 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 LABELS_FILE = "labels.json"
-RUN_FILES = {"config.yaml", "metrics.jsonl", "train.log", "checkpoints", "final", "summary.json", "state.json",
-             "report.html", LABELS_FILE, "trackers", "wandb"}
+EARLY_RUN_FILES = {"train.log"}  # what a run may write before its config.yaml
 
 
 class RunFolder:
@@ -98,15 +97,25 @@ class RunFolder:
         """--overwrite removes only a tunesmith run (it has its config.yaml) or an empty folder."""
         if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
             raise UserError(f"--overwrite: {self.path} is not a run folder; it is left alone")
-        if self.path.is_dir() and not self.config.is_file() and not self._only_run_files():
+        if self.path.is_dir() and not self._is_run() and not self._only_run_files():
             raise UserError(
-                f"--overwrite: {self.path} is not a tunesmith run (no config.yaml); it is left alone, choose another "
-                "output.name"
+                f"--overwrite: {self.path} is not a tunesmith run (no run config.yaml); it is left alone, choose "
+                "another output.name"
             )
 
+    def _is_run(self) -> bool:
+        """A config.yaml that reads as a tunesmith run config (not just any file of that name)."""
+        import yaml
+
+        try:
+            raw = yaml.safe_load(self.config.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return False
+        return isinstance(raw, dict) and isinstance(raw.get("data"), dict) and isinstance(raw.get("model"), dict)
+
     def _only_run_files(self) -> bool:
-        """Empty, or holding only what a run writes (a run killed before its config.yaml was written)."""
-        return all(p.name in RUN_FILES or p.name.startswith(".tmp-") for p in self.path.iterdir())
+        """Empty, or holding only what a run writes before its config.yaml (it was killed that early)."""
+        return all(p.name in EARLY_RUN_FILES or p.name.startswith(".tmp-") for p in self.path.iterdir())
 
     def create(self, overwrite: bool) -> str | None:
         """Make the folder; with overwrite, first remove the earlier run there. Returns what was removed."""
