@@ -130,7 +130,7 @@ def test_real_process_exit_status(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: unknown config key method.nam; did you mean method.name? "
-        "(valid here: name, r, alpha, dropout, target_modules, use_rslora, init, modules_to_save)"
+        "(valid here: name, r, alpha, dropout, target_modules, use_rslora, loraplus_lr_ratio, init, modules_to_save)"
     ]
 
 
