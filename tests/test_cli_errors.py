@@ -17,7 +17,7 @@ from tunesmith.cli import main
 def existing_run(tmp_path: Path) -> Path:
     run = tmp_path / "runs" / "t"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("model: {path: earlier}\n")  # an earlier tunesmith run: --overwrite may replace it
+    (run / "config.yaml").write_text("model: {path: earlier}\ndata: {train: earlier.jsonl}\n")  # an earlier run
     (run / "precious.txt").write_text("user's earlier run")
     return run
 
