@@ -51,17 +51,18 @@ def parse_json(text: str, where: str) -> Any:
         raise UserError(f"{where}: malformed JSON line ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise UserError(f"{where}: JSON nested too deeply to be a record") from None
-    if "\\ud" in text.lower() and _has_lone_surrogate(value):
-        raise UserError(f"{where}: a \\ud800-\\udfff escape that is half a character (not valid Unicode text)")
+    reject_lone_surrogates(text, value, where)
     return value
 
 
-def _has_lone_surrogate(value: Any) -> bool:
+def reject_lone_surrogates(text: str, value: Any, where: str) -> None:
+    """json.loads accepts a lone \\ud800-\\udfff escape, which no encoder can write back: refuse it here."""
+    if "\\ud" not in text.lower():  # the cheap test first: only an escape can make one
+        return
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        raise UserError(f"{where}: a \\ud800-\\udfff escape that is half a character (not valid Unicode text)") from None
 
 
 def read_rows(path: str | Path) -> list[tuple[str, Row]]:
@@ -135,8 +136,7 @@ def _read_json(path: Path) -> Iterator[tuple[str, Row]]:
         raise UserError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     except RecursionError:
         raise UserError(f"{path}: JSON nested too deeply to be a list of records") from None
-    if "\\ud" in text.lower() and _has_lone_surrogate(data):
-        raise UserError(f"{path}: a \\ud800-\\udfff escape that is half a character (not valid Unicode text)")
+    reject_lone_surrogates(text, data, str(path))
     if isinstance(data, dict):
         # {"data": [...]} or {"train": [...]}: take the single list inside
         lists = [v for v in data.values() if isinstance(v, list)]

@@ -28,6 +28,7 @@ from torch import nn
 
 from tunesmith.engine.state_codec import decode, encode
 from tunesmith.errors import UserError
+from tunesmith.runs.folder import finite_json
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 BEST_FILE = "best_trainable.safetensors"
@@ -140,17 +141,6 @@ def save_checkpoint(
     return final
 
 
-def _finite(value: Any) -> Any:
-    """NaN / infinity → null: the state is JSON, which has no such numbers."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 REQUIRED = ("trainable.safetensors", STATE_TENSORS, STATE_JSON, "state.json")
 
 
@@ -174,7 +164,7 @@ def _write_files(
                    tensors)
     save_file(tensors, str(tmp / STATE_TENSORS))
     (tmp / STATE_JSON).write_text(json.dumps(state, allow_nan=False))
-    (tmp / "state.json").write_text(json.dumps(_finite({"step": step, **extra}), indent=2, allow_nan=False))
+    (tmp / "state.json").write_text(json.dumps(finite_json({"step": step, **extra}), indent=2, allow_nan=False))
     files = sorted(p for p in tmp.iterdir() if p.is_file())
     for path in files:
         _fsync(path)

@@ -9,8 +9,6 @@ wrote each answer. Each choice is appended and flushed at once: quitting loses n
 
 from __future__ import annotations
 
-import json
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,11 +37,9 @@ def unpaired_path(out: Path) -> Path:
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """One JSON line, flushed and synced: a crash or Ctrl-C never loses an answered prompt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    from tunesmith.runs.folder import append_jsonl
+
+    append_jsonl(path, [record])
 
 
 def collect(

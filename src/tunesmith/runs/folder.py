@@ -61,6 +61,15 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(finite_json(data), indent=2, default=str, allow_nan=False) + "\n")
 
 
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append JSON lines, flushed and synced: a crash or Ctrl-C never loses what was written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 LABELS_FILE = "labels.json"
 EARLY_RUN_FILES = {"train.log"}  # what a run may write before its config.yaml
 

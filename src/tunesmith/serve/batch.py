@@ -11,7 +11,6 @@ rewritten, and an OUT made from another file is refused.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 from tunesmith.data.readers import read_rows
 from tunesmith.data.records import LabeledText, Message
 from tunesmith.errors import UserError
+from tunesmith.runs.folder import append_jsonl
 from tunesmith.serve.engine import Job, batches_by_length, run_batch
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget
@@ -131,14 +131,6 @@ def _is_record(data: bytes) -> bool:
         return False
 
 
-def _append(out: Path, records: list[dict[str, Any]]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def generate_file(
     target: LoadedTarget,
     data: Path,
@@ -168,7 +160,7 @@ def generate_file(
         else:
             records = _answer(target, rows, chunk, sampling, n, batch_size)
         tokens += sum(int(r.get("completion_tokens", 0)) for r in records)
-        _append(out, records)
+        append_jsonl(out, records)
         written += len(records)
         if progress is not None:
             progress.advance(len(records), tokens)
