@@ -45,6 +45,7 @@ class TrainingSession:
     identity: dict[str, Any] = field(default_factory=dict)  # config hash + data fingerprint, for manifests
     resumed_from: Path | None = None  # the checkpoint this run resumed from: never rotated away
     state: LoopState | None = None  # the loop's counters, saved with every checkpoint
+    collate_fn: Any = None  # the task's rows → batch (made once, before a resume restores its state)
 
     @property
     def has_eval_loss(self) -> bool:
@@ -122,7 +123,7 @@ class TrainingSession:
             save_checkpoint=self.checkpoint,
             save_every=cfg.train.save_every_steps,
             callbacks=callbacks,
-            collate_fn=self.task.make_collate(self.model, self.tokenizer, self.renderer, cfg),
+            collate_fn=self.collate_fn,
             stop=stop,
         )
 
@@ -166,7 +167,8 @@ def build_session(
         rank, world = accelerator.process_index, accelerator.num_processes
         eval_batches = build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, rank, world, task)
     watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, say)
+    collate_fn = task.make_collate(model, tokenizer, renderer, cfg)
     return TrainingSession(
         cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
-        total_steps, eval_batches, watchers, run_identity(cfg),
+        total_steps, eval_batches, watchers, run_identity(cfg), collate_fn=collate_fn,
     )  # fmt: skip

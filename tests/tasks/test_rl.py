@@ -135,3 +135,29 @@ def test_grpo_takes_any_advantage_estimator(
     result = train(config, quiet=True)
     assert result.summary["status"] == "finished"
     assert all(math.isfinite(m["loss"]) for m in result.metrics if "loss" in m)
+
+
+def test_ppo_resumed_mid_epoch_reuses_the_saved_rollout(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """A checkpoint between PPO's epochs keeps the rollout the next step reuses (and β): the resumed run's
+    curve equals the uninterrupted one's."""
+    from tests.engine.test_resume import interrupt_after_checkpoint
+
+    config = grpo_config(make_config, tmp_path)
+    task = config["task"]
+    config["task"] = {"name": "ppo", "max_new_tokens": task["max_new_tokens"],
+                      "reward_functions": task["reward_functions"], "kl_coef": 0.1, "kl_target": 1e-6,
+                      "kl_horizon": 10, "ppo_epochs": 2}
+    config["train"].update(max_steps=4, save_every_steps=1, grad_accum=2, batch_size=2)
+    config["data"]["train"] = str(write_jsonl(tmp_path / "eight.jsonl", PROMPTS[:8]))  # full steps of 2 × 2
+    full = train(config, ["output.name=full"], quiet=True)
+    with pytest.raises(KeyboardInterrupt):  # step-1 is saved after a fresh rollout, before its reuse
+        train(config, ["output.name=cut"], quiet=True, callbacks=[interrupt_after_checkpoint(1)])
+    resumed = train(config, ["output.name=cut"], quiet=True, resume=True)
+    keys = ("loss", "mean_reward", "kl_coef", "clip_fraction")
+    expected = [[m[k] for k in keys] for m in full.metrics if "loss" in m]
+    got = [[m[k] for k in keys] for m in resumed.metrics if "loss" in m]
+    assert len(got) == 4 and got[1][1] == got[0][1]  # step 2 reuses step 1's rollout: same rewards
+    for want, have in zip(expected, got, strict=True):
+        assert have == pytest.approx(want, abs=1e-6)

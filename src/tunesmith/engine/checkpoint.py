@@ -160,8 +160,11 @@ def _write_files(
     if best:
         save_file({k: v.contiguous().cpu() for k, v in best.items()}, str(tmp / BEST_FILE))
     tensors: dict[str, torch.Tensor] = {}
-    state = encode({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-                   tensors)
+    extra = dict(extra)
+    trained = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    if "task_state" in extra:  # may hold tensors (PPO's reused rollout): stored the optimizer's way
+        trained["task"] = extra.pop("task_state")
+    state = encode(trained, tensors)
     save_file(tensors, str(tmp / STATE_TENSORS))
     (tmp / STATE_JSON).write_text(json.dumps(state, allow_nan=False))
     (tmp / "state.json").write_text(json.dumps(finite_json({"step": step, **extra}), indent=2, allow_nan=False))
@@ -278,4 +281,6 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
         ) from None
     set_rng_state(state["rng"])
     info: dict[str, Any] = json.loads((path / "state.json").read_text())
+    if "task" in state:
+        info["task_state"] = state["task"]
     return info

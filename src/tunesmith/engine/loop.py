@@ -128,6 +128,9 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     started = time.perf_counter()
     model.train()
     rows = parts.plan.step_at(state.step)
+    start_step = getattr(parts.collate_fn, "start_step", None)  # a collate that spans steps (PPO's epochs)
+    if start_step is not None:
+        start_step(state.step)
     batches = [
         parts.collate_fn(m, parts.pad_id, parts.packed)
         for m in parts.plan.micro_batches(rows, acc.process_index)

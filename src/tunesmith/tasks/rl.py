@@ -13,6 +13,7 @@ KL(π ‖ ref)).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -239,14 +240,23 @@ class PpoTask(GrpoTask):
     def __init__(self) -> None:
         super().__init__()
         self.kl_controller: AdaptiveKLController | None = None
+        self.reuse: RolloutReuse | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this run's PPO state: the adaptive KL coefficient."""
-        return {"kl_coef": self.kl_controller.value} if self.kl_controller is not None else {}
+        """What a checkpoint keeps of this run's PPO state: the adaptive KL coefficient and the rollout
+        being reused between epochs (tensors: the checkpoint stores them as safetensors)."""
+        saved: dict[str, Any] = {}
+        if self.kl_controller is not None:
+            saved["kl_coef"] = self.kl_controller.value
+        if self.reuse is not None:
+            saved["reuse"] = self.reuse.state_dict()
+        return saved
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         if self.kl_controller is not None and "kl_coef" in saved:
             self.kl_controller.value = float(saved["kl_coef"])
+        if self.reuse is not None and "reuse" in saved:
+            self.reuse.load_state_dict(saved["reuse"])
 
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
         lm = TrainedTokenLM(model)
@@ -289,7 +299,8 @@ class PpoTask(GrpoTask):
             )
             return self._score_rollout(model, batch, scores, texts)
 
-        return reuse_rollouts(rollout, task.ppo_epochs, cfg.train.grad_accum)
+        self.reuse = RolloutReuse(rollout, task.ppo_epochs)
+        return self.reuse
 
     @torch.no_grad()
     def _score_rollout(self, model: nn.Module, batch: Batch, scores: torch.Tensor, texts: list[str]) -> Batch:
@@ -400,25 +411,38 @@ class PpoObjective(nn.Module):
             task.clip_range_value,
         )
         count = max(int(trained.sum()), 1)
-        self.step_stats = {"clip_fraction": float(clip_fraction), "value_loss": float(value_loss) / count}
+        self.step_stats = {"clip_fraction": float(clip_fraction), "value_loss": float(value_loss.detach()) / count}
         return policy_loss + task.vf_coef * value_loss
 
 
-def reuse_rollouts(rollout: Callable[..., Batch], epochs: int, grad_accum: int) -> Callable[..., Batch]:
+class RolloutReuse:
     """PPO's epochs over a rollout batch, as consecutive optimizer steps: a fresh rollout every
     `epochs` steps (one per micro-batch), reused in between with its old log-probs and advantages
-    fixed, so the clipped ratio does its work. The prompts planned for the reuse steps are skipped."""
-    if epochs == 1:
-        return rollout
-    cache: dict[int, Batch] = {}
-    calls = 0
+    fixed, so the clipped ratio does its work. The prompts planned for the reuse steps are skipped.
+    The loop names each step before collating it (`start_step`), so a step with fewer micro-batches
+    (an epoch's last) keeps the others aligned. The cache is part of a checkpoint: a run resumed
+    between epochs reuses the rollout the uninterrupted run would have."""
 
-    def reused(rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
-        nonlocal calls
-        step, micro = divmod(calls, grad_accum)
-        calls += 1
-        if step % epochs == 0 or micro not in cache:
-            cache[micro] = rollout(rows, pad_id, packed)
-        return cache[micro]
+    def __init__(self, rollout: Callable[..., Batch], epochs: int) -> None:
+        self.rollout, self.epochs = rollout, epochs
+        self.cache: dict[int, Batch] = {}
+        self.step, self.micro = 0, 0
 
-    return reused
+    def start_step(self, step: int) -> None:
+        self.step, self.micro = step, 0
+        if step % self.epochs == 0:
+            self.cache = {}
+
+    def __call__(self, rows: list[list[TokenizedSample]], pad_id: int, packed: bool) -> Batch:
+        micro, self.micro = self.micro, self.micro + 1
+        if micro not in self.cache:
+            self.cache[micro] = self.rollout(rows, pad_id, packed)
+        return self.cache[micro]
+
+    def state_dict(self) -> dict[str, Any]:
+        if (self.step + 1) % self.epochs == 0:  # the next step rolls out afresh: nothing cached is needed
+            return {"cache": {}}
+        return {"cache": {micro: {f.name: getattr(b, f.name) for f in fields(b)} for micro, b in self.cache.items()}}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.cache = {int(micro): Batch(**batch) for micro, batch in saved.get("cache", {}).items()}
