@@ -39,7 +39,7 @@ from tunesmith.evaluate.gates import check_gates
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
 from tunesmith.models.load import load_model_config, load_tokenizer, resolve_model
-from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder
+from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder, restore_replaced
 from tunesmith.runs.record import RegistryEntry
 from tunesmith.runs.registry import final_metrics
 from tunesmith.runs.report import write_report
@@ -324,10 +324,12 @@ def _train_prepared(
         run_loop(session.loop_parts(all_callbacks, stop), state)
     finally:
         reporter.stop()
+    if state.last_saved_step != state.step:  # before the finishing work: a stop there loses no step
+        session.checkpoint(state.step)
+        state.last_saved_step = state.step
     eval_after = session.evaluate() if session.has_eval_loss else None
     if eval_after is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(state.step, eval_after))
-    session.checkpoint(state.step)
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = session.evaluate()
@@ -464,6 +466,8 @@ def _restore(
     checkpoint's path): --resume-from's, else the newest that verifies (newer broken ones named, skipped)."""
     for note in clean_stale(run.checkpoints):
         say(f"checkpoints: {note}")
+    if restored := restore_replaced(run.final):
+        say(restored)
     path = options.checkpoint or newest_valid_checkpoint(run.checkpoints, say)
     if options.checkpoint is not None:
         chosen = options.checkpoint.resolve()

@@ -93,6 +93,68 @@ def test_a_second_signal_stops_at_once_and_leaves_the_checkpoints_whole(
         verify_checkpoint(checkpoint)
 
 
+def test_a_second_signal_during_a_save_stops_at_once_and_the_run_resumes_from_the_last_whole_checkpoint(
+    make_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic: both signals land in the middle of writing step-4 (after its weights, before its
+    manifest), delivered to this process's main thread, so they cannot merge or race the boundary."""
+    import os
+
+    import tunesmith.engine.checkpoint as checkpoint
+    from tunesmith.engine.stopping import StoppedAtOnce
+
+    real = checkpoint.save_file
+
+    def signalled_save(tensors: dict[str, Any], filename: str) -> None:
+        real(tensors, filename)
+        if "step-4" in filename and filename.endswith("trainable.safetensors"):
+            os.kill(os.getpid(), signal.SIGTERM)  # the first: only a flag, the save goes on
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: stop now, mid-save
+
+    monkeypatch.setattr(checkpoint, "save_file", signalled_save)
+    config = make_config(train={"max_steps": 6, "save_every_steps": 2, "stop_grace_s": 600})
+    with pytest.raises(StoppedAtOnce, match="SIGTERM: stopped at once"):
+        train(config, quiet=True)
+    run_dir = Path(config["output"]["dir"]) / "t"
+    assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["step-2"]
+    assert not [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]  # no half save
+    verify_checkpoint(run_dir / "checkpoints" / "step-2")
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    resumed = train(config, quiet=True, resume=True)
+    full = train(config, ["output.name=full"], quiet=True)
+    assert [v for _, v in losses(resumed.metrics)] == pytest.approx([v for _, v in losses(full.metrics)], abs=1e-6)
+
+
+def test_a_stop_during_the_final_evaluation_keeps_every_trained_step(
+    make_config: Callable[..., dict[str, Any]],
+) -> None:
+    """The last step is checkpointed before the final evaluation, so stopping there loses no training:
+    --resume only redoes the finishing work (evaluation, final/, summary)."""
+    import os
+
+    from tunesmith.engine.callbacks import Event, LoopState
+    from tunesmith.engine.stopping import StoppedAtOnce
+
+    def stop_in_final_eval(event: Event, state: LoopState, record: dict[str, Any]) -> None:
+        if event is Event.EVALUATE and record.get("step") == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    config = make_config(train={"max_steps": 5, "save_every_steps": 2, "stop_grace_s": 600})
+    with pytest.raises(StoppedAtOnce):
+        train(config, quiet=True, callbacks=[stop_in_final_eval])
+    run_dir = Path(config["output"]["dir"]) / "t"
+    assert list_checkpoints(run_dir / "checkpoints")[-1].name == "step-5"
+    assert not (run_dir / "final").exists()
+    resumed = train(config, quiet=True, resume=True)
+    assert resumed.summary["status"] == "finished" and (run_dir / "final").is_dir()
+    full = train(config, ["output.name=full"], quiet=True)
+    assert [s for s, _ in losses(resumed.metrics)] == [1, 2, 3, 4, 5]
+    assert [v for _, v in losses(resumed.metrics)] == pytest.approx([v for _, v in losses(full.metrics)], abs=1e-6)
+    assert resumed.summary["eval_loss_after"] == pytest.approx(full.summary["eval_loss_after"], abs=1e-6)
+
+
 def test_a_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(
     make_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

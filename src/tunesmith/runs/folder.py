@@ -174,3 +174,16 @@ def replace_folder(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
+
+
+def restore_replaced(final: Path) -> str | None:
+    """Undo what a kill inside `replace_folder` left: a `.old-NAME` whose replacement never arrived is
+    put back (a newer NAME wins, and the old one goes); a note saying what was done, else None."""
+    old = final.with_name(f".old-{final.name}")
+    if not old.is_dir():
+        return None
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        return None
+    old.rename(final)
+    return f"restored {final.name}/ (its replacement was never completed)"
