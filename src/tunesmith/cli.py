@@ -98,6 +98,26 @@ def config_show(
     typer.echo(dump_config(load_config(config, overrides or [])), nl=False)
 
 
+@config_app.command("docs")
+def config_docs(
+    out: Annotated[Path | None, typer.Option("--out", help="write the page here (e.g. docs/config.md)")] = None,
+) -> None:
+    """Print the config reference (every key, type, default and help, per method and task), generated from
+    the schema and the registries, plugins included.
+
+    Example: tunesmith config docs --out docs/config.md
+    """
+    from tunesmith.config_docs import config_reference
+    from tunesmith.runs.folder import atomic_write_text
+
+    page = config_reference()
+    if out is None:
+        typer.echo(page, nl=False)
+    else:
+        atomic_write_text(out, page)
+        typer.echo(f"wrote {out}")
+
+
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a run folder (runs/NAME)")],

@@ -17,11 +17,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import Field
 
-from tunesmith.config import TaskConfig
 from tunesmith.errors import UserError
+from tunesmith.sections import Section, TaskSection
 
 RewardFn = Callable[..., Any]
+
+
+class RewardFunctionConfig(Section):
+    function: str = Field(
+        description="a Python callable as module:function, called as f(prompt, completion) → float"
+    )
+    weight: float = Field(1.0, description="its weight in the summed reward")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="extra keyword arguments for the function"
+    )
+
+
+class RewardSourceConfig(TaskSection):
+    """The reward keys of a task that scores completions (ppo, grpo)."""
+
+    reward_functions: list[RewardFunctionConfig] = Field(
+        default_factory=list, description="ppo/grpo: reward callables, summed with their weights"
+    )
+    reward_model: str | None = Field(
+        None, description="ppo/grpo: a reward run folder whose model scores completions"
+    )
 
 
 @dataclass
@@ -74,7 +96,7 @@ def load_function(path: str, key: str) -> RewardFn:
     return fn  # type: ignore[no-any-return]
 
 
-def load_reward_source(task: TaskConfig) -> RewardSource:
+def load_reward_source(task: RewardSourceConfig) -> RewardSource:
     functions = [
         (
             spec.function,

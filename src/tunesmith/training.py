@@ -7,9 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.config import RunConfig
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.engine.callbacks import Callback, LoopState
@@ -23,6 +22,9 @@ from tunesmith.methods import Method
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.record import run_identity
 from tunesmith.tasks import Task
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 @dataclass

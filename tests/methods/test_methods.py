@@ -10,8 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tunesmith.config import MethodConfig
+from tunesmith.config import method_section
 from tunesmith.methods import METHODS, count_parameters
+from tunesmith.sections import MethodSection
 
 VOCAB = 96
 
@@ -74,8 +75,8 @@ FEW_PARAMS = {"prefix", "prompt", "ia3"}
 PEFT_BACKED = {"lora", "dora", "prefix", "prompt", "ia3"}
 
 
-def method_config(case: str) -> MethodConfig:
-    return MethodConfig(name=case.split("-")[0], **SETTINGS[case])
+def method_config(case: str) -> MethodSection:
+    return method_section({"name": case.split("-")[0], **SETTINGS[case]})
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +180,7 @@ def test_lora_inits_save_as_plain_lora(init: str, base_folders: dict[str, Path],
     """PiSSA/OLoRA move the base weights at init; the saved adapter must still fit the untouched base."""
     from peft import PeftModel
 
-    cfg = MethodConfig(name="lora", r=4, alpha=8, dropout=0.0, init=init, use_rslora=True)
+    cfg = method_section({"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0, "init": init, "use_rslora": True})
     method = METHODS.get("lora")
     model = method.apply(load_base("llama", base_folders["llama"]), cfg)
     batch = make_batch("llama")
@@ -202,12 +203,12 @@ def test_loraplus_gives_b_matrices_the_ratio_as_peft_does(tiny_llama: Path) -> N
     from peft.optimizers import create_loraplus_optimizer
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.config import MethodConfig, TrainConfig
+    from tunesmith.config import TrainConfig
     from tunesmith.engine.optim import build_optimizer
     from tunesmith.methods import METHODS
 
     method = METHODS.get("lora")
-    cfg = MethodConfig(name="lora", r=4, alpha=8, loraplus_lr_ratio=16.0)
+    cfg = method_section({"name": "lora", "r": 4, "alpha": 8, "loraplus_lr_ratio": 16.0})
     model = method.apply(AutoModelForCausalLM.from_pretrained(tiny_llama), cfg)
     ours = build_optimizer(model, TrainConfig(lr=1e-3), lr_scale=method.lr_scale(cfg))
     theirs = create_loraplus_optimizer(model, torch.optim.AdamW, lr=1e-3, loraplus_lr_ratio=16.0)

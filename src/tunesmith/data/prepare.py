@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from tunesmith.config import RunConfig
 from tunesmith.data.records import Conversation, LabeledText, Record, TokenizedSample
 from tunesmith.data.sources import load_source, mix_sources, normalise_sources, split_eval
 from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
 from tunesmith.errors import UserError
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 DEFAULT_EVAL_SPLIT = 0.1
 T = TypeVar("T")

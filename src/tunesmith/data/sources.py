@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from tunesmith.config import DataConfig, SourceConfig
 from tunesmith.data.formats import FORMATS, detect_format
 from tunesmith.data.readers import read_rows
 from tunesmith.data.records import Record
+from tunesmith.sections import DataConfig, SourceConfig
 
 
 @dataclass

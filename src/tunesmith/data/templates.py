@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.config import DataConfig
 from tunesmith.data.records import Conversation, Message, TextDocument, TokenizedSample
 from tunesmith.errors import UserError
+from tunesmith.sections import DataConfig
 
 IGNORE = -100
 

@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunesmith.config import TrainConfig
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import Batch, collate
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.stopping import StopSignal
 from tunesmith.errors import UserError
+from tunesmith.sections import TrainConfig
 
 
 @dataclass

@@ -8,7 +8,7 @@ from torch import nn
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from tunesmith.config import TrainConfig
+from tunesmith.sections import TrainConfig
 
 
 def build_optimizer(

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunesmith.config import EarlyStoppingConfig
 from tunesmith.engine.callbacks import EarlyStopping, LoopState, OverfittingWatch
+from tunesmith.sections import EarlyStoppingConfig
 
 
 class Watchers:

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.config import RunConfig, SourceConfig
 from tunesmith.data.records import TokenizedSample
 from tunesmith.data.sources import load_source
 from tunesmith.data.templates import tokenize_records
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.sections import SourceConfig
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 GENERAL_TEXT = Path(__file__).with_name("general_text.jsonl")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunesmith.config import GateRule
+from tunesmith.sections import GateRule
 
 LOWER_IS_BETTER = ("loss", "perplexity", "kl")
 

@@ -3,14 +3,16 @@ batched exactly as training evaluates."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from tunesmith.config import RunConfig
 from tunesmith.data.packing import Batch, build_rows, collate
 from tunesmith.data.records import TokenizedSample
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 def build_eval_batches(

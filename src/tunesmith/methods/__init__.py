@@ -36,7 +36,7 @@ for _method in (
 def base_only(model: Any, method: Method) -> Iterator[None]:
     """Run the base model for a while: the method switched off (adapters disabled). Full and freeze
     change the base weights themselves; for them this is the model as it is (the start, before training)."""
-    if method.name in ("full", "freeze"):
+    if not method.config.switchable:
         yield
         return
     method.activate(model, None)

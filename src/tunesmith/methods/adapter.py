@@ -12,12 +12,12 @@ code stay untouched. Each place holds named adapters; one is active at a time (o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import MethodConfig, RunConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
 from tunesmith.methods.tensor_files import (
@@ -34,6 +34,10 @@ from tunesmith.models.anatomy import (
     hidden_size_of,
     task_head,
 )
+from tunesmith.sections import MethodSection
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 SLOT = "tunesmith_adapters"  # attribute of the sublayer holding its AdapterSlot
@@ -73,8 +77,18 @@ def _after_sublayer(module: nn.Module, args: Any, output: Any) -> Any:
     return slot(output)
 
 
+class AdapterConfig(MethodSection):
+    name: Literal["adapter"] = "adapter"
+    placement: Literal["houlsby", "pfeiffer"] = Field(
+        "pfeiffer", description="houlsby: after attention and after the MLP; pfeiffer: after the MLP only"
+    )
+    reduction_factor: int = Field(16, gt=1, description="bottleneck size = hidden size / reduction_factor")
+    activation: Literal["relu", "gelu", "silu", "tanh"] = Field("relu", description="bottleneck activation")
+
+
 class AdapterMethod(MethodDefaults):
     name = "adapter"
+    config: type[MethodSection] = AdapterConfig
 
     def check_model(self, cfg: RunConfig, model_config: Any) -> None:
         hidden = hidden_size_of(model_config, "method adapter")
@@ -84,7 +98,7 @@ class AdapterMethod(MethodDefaults):
                 f"{hidden} (at most {hidden})"
             )
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         model.requires_grad_(False)
         settings = {
             "method": self.name,

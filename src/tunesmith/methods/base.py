@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from tunesmith.config import MethodConfig, RunConfig
+from tunesmith.sections import MethodSection
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 DEFAULT_NAME = "default"
 
 
 class Method(Protocol):
     name: str
+    config: type[MethodSection]  # its `method:` section (each method's own keys)
     mergeable: bool  # can the training be folded into the base weights?
 
     def check_environment(self, cfg: RunConfig) -> None:
@@ -27,17 +31,17 @@ class Method(Protocol):
         """Fail before the weights load when the method's keys do not fit the model's shape."""
         ...
 
-    def load_kwargs(self, cfg: MethodConfig) -> dict[str, Any]:
+    def load_kwargs(self, cfg: Any) -> dict[str, Any]:
         """Extra `from_pretrained` arguments (quantization for qlora)."""
         ...
 
-    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]: ...
+    def optimizer_class(self, cfg: Any) -> type[torch.optim.Optimizer]: ...
 
-    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+    def lr_scale(self, cfg: Any) -> Callable[[str], float] | None:
         """A learning-rate multiplier per trainable parameter name (LoRA+), or None for one rate."""
         ...
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         """Make the parameters this method trains trainable (and only those)."""
         ...
 
@@ -62,6 +66,7 @@ class MethodDefaults:
     """No-op hooks most methods share."""
 
     name = ""
+    config: type[MethodSection] = MethodSection
     mergeable = False
 
     def check_environment(self, cfg: RunConfig) -> None:
@@ -70,13 +75,13 @@ class MethodDefaults:
     def check_model(self, cfg: RunConfig, model_config: Any) -> None:
         return None
 
-    def load_kwargs(self, cfg: MethodConfig) -> dict[str, Any]:
+    def load_kwargs(self, cfg: Any) -> dict[str, Any]:
         return {}
 
-    def optimizer_class(self, cfg: MethodConfig) -> type[torch.optim.Optimizer]:
+    def optimizer_class(self, cfg: Any) -> type[torch.optim.Optimizer]:
         return torch.optim.AdamW
 
-    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+    def lr_scale(self, cfg: Any) -> Callable[[str], float] | None:
         return None
 
     def merge(self, model: nn.Module) -> Any:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field, model_validator
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
 from tunesmith.methods.tensor_files import (
@@ -23,6 +23,7 @@ from tunesmith.methods.tensor_files import (
     save_trained_tensors,
 )
 from tunesmith.models.anatomy import find_blocks, task_head
+from tunesmith.sections import MethodSection
 
 
 def name_matches(param_name: str, module_type: str, pattern: str) -> bool:
@@ -41,11 +42,29 @@ def named_parameters_with_type(model: nn.Module) -> list[tuple[str, str, nn.Para
     ]
 
 
+class FreezeConfig(MethodSection):
+    name: Literal["freeze"] = "freeze"
+    switchable: ClassVar[bool] = False  # the base weights themselves change
+    trainable_layers: int | None = Field(None, ge=0, description="freeze: train the top k transformer blocks")
+    trainable_modules: list[str] = Field(
+        default_factory=list,
+        description="freeze: also train parameters whose name or layer type contains one of these patterns "
+        "(e.g. norm, lm_head; glob wildcards allowed)",
+    )
+
+    @model_validator(mode="after")
+    def _something_trains(self) -> FreezeConfig:
+        if self.trainable_layers is None and not self.trainable_modules:
+            raise ValueError("method freeze needs trainable_layers and/or trainable_modules")
+        return self
+
+
 class FreezeMethod(MethodDefaults):
     name = "freeze"
+    config: type[MethodSection] = FreezeConfig
     mergeable = True
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         model.requires_grad_(False)
         if cfg.trainable_layers:
             blocks = find_blocks(model)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
+from tunesmith.sections import MethodSection
+
+
+class FullConfig(MethodSection):
+    """Every weight trains; nothing to set."""
+
+    name: Literal["full"] = "full"
+    switchable: ClassVar[bool] = False  # the base weights themselves change
 
 
 class FullMethod(MethodDefaults):
     name = "full"
+    config: type[MethodSection] = FullConfig
     mergeable = True
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         model.requires_grad_(True)
         return model
 

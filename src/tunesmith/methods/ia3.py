@@ -4,21 +4,33 @@ Merging multiplies the vectors into the weights."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.peft_method import PeftMethod, peft_task_type
 from tunesmith.models.anatomy import check_targets, matches, weight_layers
+from tunesmith.sections import MethodSection
+
+
+class Ia3Config(MethodSection):
+    name: Literal["ia3"] = "ia3"
+    target_modules: str | list[str] | None = Field(
+        None, description="modules whose activations are rescaled; default: peft's per-architecture choice"
+    )
+    feedforward_modules: list[str] | None = Field(
+        None, description="targets whose input (not output) is rescaled; default: the MLP targets"
+    )
 
 
 class Ia3Method(PeftMethod):
     name = "ia3"
+    config: type[MethodSection] = Ia3Config
     mergeable = True
 
-    def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
+    def peft_config(self, model: nn.Module, cfg: Any) -> Any:
         from peft import IA3Config
         from peft.utils import (
             TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as DEFAULT_FEEDFORWARD,

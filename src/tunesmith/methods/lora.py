@@ -14,25 +14,54 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.peft_method import PeftMethod, peft_task_type
 from tunesmith.models.anatomy import check_targets, layer_dims
+from tunesmith.sections import MethodSection
 
 INITS: dict[str, bool | str] = {"default": True, "gaussian": "gaussian", "pissa": "pissa", "olora": "olora"}
 MOVES_BASE = {"pissa", "olora"}
 
 
+class LoraConfig(MethodSection):
+    """LoRA's keys (shared by dora and qlora)."""
+
+    name: Literal["lora"] = "lora"
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: int = Field(32, gt=0, description="LoRA scaling numerator (scale = alpha / r, or alpha / sqrt(r))")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str | list[str] | None = Field(
+        None, description="modules the method wraps: a list of names, or all-linear (the default)"
+    )
+    use_rslora: bool = Field(False, description="rank-stabilised LoRA: scale alpha / sqrt(r)")
+    loraplus_lr_ratio: float | None = Field(
+        None, gt=0, description="LoRA+ (Hayou et al., 2024): B matrices learn this many times faster than A (e.g. 16)"
+    )
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
+        "default",
+        description="LoRA init: default (B = 0), gaussian, pissa (principal singular vectors), olora",
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list, description="extra modules trained in full and saved (e.g. lm_head)"
+    )
+
+
+class DoraConfig(LoraConfig):
+    name: Literal["dora"] = "dora"  # type: ignore[assignment]
+
+
 class LoraMethod(PeftMethod):
     name = "lora"
+    config: type[MethodSection] = LoraConfig
     mergeable = True
     use_dora = False
 
-    def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
+    def peft_config(self, model: nn.Module, cfg: Any) -> Any:
         from peft import LoraConfig
 
         targets = cfg.target_modules or "all-linear"
@@ -52,14 +81,14 @@ class LoraMethod(PeftMethod):
             task_type=peft_task_type(model),
         )
 
-    def lr_scale(self, cfg: MethodConfig) -> Callable[[str], float] | None:
+    def lr_scale(self, cfg: Any) -> Callable[[str], float] | None:
         """LoRA+ (Hayou et al., 2024, §4): B (and embedding B) at ratio × the learning rate of A."""
         ratio = cfg.loraplus_lr_ratio
         if ratio is None:
             return None
         return lambda name: ratio if ".lora_B." in name or ".lora_embedding_B." in name else 1.0
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         peft_model = super().apply(model, cfg)
         check_rank(peft_model, cfg.r)
         if cfg.init in MOVES_BASE:
@@ -77,6 +106,7 @@ class LoraMethod(PeftMethod):
 
 class DoraMethod(LoraMethod):
     name = "dora"
+    config: type[MethodSection] = DoraConfig
     use_dora = True
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from tunesmith.config import MethodConfig, RunConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 def peft_task_type(model: nn.Module) -> str:
@@ -31,10 +33,10 @@ def peft_task_type(model: nn.Module) -> str:
 
 
 class PeftMethod(MethodDefaults):
-    def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
+    def peft_config(self, model: nn.Module, cfg: Any) -> Any:
         raise NotImplementedError
 
-    def apply(self, model: nn.Module, cfg: MethodConfig) -> nn.Module:
+    def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         from peft import get_peft_model
 
         return get_peft_model(model, self.peft_config(model, cfg))  # type: ignore[arg-type]

@@ -7,19 +7,31 @@ peft feeds the prefixes as a pre-filled cache, which works with transformers 5's
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.errors import UserError
 from tunesmith.methods.peft_method import VirtualTokenMethod, peft_task_type
+from tunesmith.sections import MethodSection
+
+
+class PrefixConfig(MethodSection):
+    name: Literal["prefix"] = "prefix"
+    packable: ClassVar[bool] = False  # virtual tokens are prepended to each sample
+    num_virtual_tokens: int = Field(20, ge=1, description="learned prefix length")
+    prefix_projection: bool = Field(
+        False, description="reparameterise the prefixes through a two-layer MLP (Li & Liang, 2021)"
+    )
+    projection_hidden_size: int = Field(512, ge=1, description="hidden size of that MLP")
 
 
 class PrefixMethod(VirtualTokenMethod):
     name = "prefix"
+    config: type[MethodSection] = PrefixConfig
 
-    def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
+    def peft_config(self, model: nn.Module, cfg: Any) -> Any:
         from peft import PrefixTuningConfig
 
         if not takes_prefix_cache(model):

@@ -4,18 +4,29 @@ embeddings of `prompt_init_text`."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import MethodConfig
 from tunesmith.methods.peft_method import VirtualTokenMethod, peft_task_type
+from tunesmith.sections import MethodSection
+
+
+class PromptConfig(MethodSection):
+    name: Literal["prompt"] = "prompt"
+    packable: ClassVar[bool] = False  # virtual tokens are prepended to each sample
+    num_virtual_tokens: int = Field(20, ge=1, description="learned soft-prompt length")
+    prompt_init_text: str | None = Field(
+        None, description="initialise the soft prompt from this text's token embeddings"
+    )
 
 
 class PromptMethod(VirtualTokenMethod):
     name = "prompt"
+    config: type[MethodSection] = PromptConfig
 
-    def peft_config(self, model: nn.Module, cfg: MethodConfig) -> Any:
+    def peft_config(self, model: nn.Module, cfg: Any) -> Any:
         from peft import PromptTuningConfig
 
         from_text = cfg.prompt_init_text is not None

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from tunesmith.config import ModelConfig
 from tunesmith.errors import UserError
+from tunesmith.sections import ModelConfig
 
 # alias → (package, file or folder inside it)
 ALIASES: dict[str, tuple[str, str]] = {

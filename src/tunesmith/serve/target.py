@@ -106,7 +106,7 @@ def _load_runs(runs: dict[str, str]) -> LoadedTarget:
     base_name = _base_id(run.config.model.path)
     if base_name in runs:
         raise UserError(f"adapter name {base_name!r} is the base model's id; choose another name")
-    if run.config.method.name in ("full", "freeze") or run.config.sequence_head:
+    if not run.config.method.switchable or run.config.sequence_head:
         if len(runs) > 1:
             raise UserError(
                 f"run {first_name} uses method {run.config.method.name}: it changes the base weights, so it "

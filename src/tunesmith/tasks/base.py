@@ -8,20 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from torch import nn
 
-from tunesmith.config import RunConfig
 from tunesmith.data.packing import Batch, build_rows, collate
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.records import TokenizedSample
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.models.load import ModelSource
+from tunesmith.sections import TaskSection
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 class Task(Protocol):
     name: str
+    config: type[TaskSection]  # its `task:` section (each task's own keys and traits)
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
@@ -73,6 +77,7 @@ class Task(Protocol):
 class TaskDefaults:
     """The row / batch shape and hooks most tasks share."""
 
+    config: type[TaskSection] = TaskSection
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
     probes_memorization = False  # True: samples are LM answers the memorization probe can cut
 

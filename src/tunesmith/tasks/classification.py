@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import RunConfig, SourceConfig
 from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
 from tunesmith.data.records import Conversation, LabeledText, Message, TokenizedSample
 from tunesmith.data.sources import load_source, normalise_sources
@@ -36,14 +36,40 @@ from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
 from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
 from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
+from tunesmith.sections import SourceConfig, TaskSection
 from tunesmith.tasks.base import TaskDefaults
 from tunesmith.tasks.instruction import needs_renderer
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 MAX_LISTED = 10  # rows named in one error line
 
 
+class ClassificationConfig(TaskSection):
+    name: Literal["classification"] = "classification"
+    head: Literal["auto", "sequence", "generate"] = Field(
+        "auto",
+        description="classification: sequence (a classification head; on decoders over the last token) or "
+        "generate (the causal LM learns to answer with the label word); auto: sequence",
+    )
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="classification: weight the loss by inverse class frequency (balanced)"
+    )
+    resample: bool = Field(False, description="classification: oversample smaller classes up to the largest")
+    prompt: str = Field(
+        "Classify the text. Answer with one of: {labels}.\n\n{text}",
+        description="classification with head generate: the user turn; {labels} and {text} are filled in",
+    )
+
+    @property
+    def sequence_head(self) -> bool:
+        return self.head != "generate"
+
+
 class ClassificationTask(TaskDefaults):
     name = "classification"
+    config: type[TaskSection] = ClassificationConfig
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None

@@ -6,22 +6,32 @@ are scored against the references: ROUGE-1/2/L, exact match, JSON validity.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
-from tunesmith.config import RunConfig
 from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.data.records import Conversation
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.metrics import generation_metrics
 from tunesmith.evaluate.samples import generate_batch
+from tunesmith.sections import TaskSection
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
+
+
+class GenerationConfig(TaskSection):
+    """Input → output generation (summaries, rewrites): nothing to set beyond `data:`."""
+
+    name: Literal["generation"] = "generation"
 
 
 class GenerationTask(InstructionTask):
     name = "generation"
+    config: type[TaskSection] = GenerationConfig
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None

@@ -3,16 +3,19 @@ next-token loss on trained tokens; their metric is the eval loss / perplexity th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
-from tunesmith.config import RunConfig
 from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.models.load import ModelSource, load_causal_lm
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.sections import TaskSection
 from tunesmith.tasks.base import TaskDefaults
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
@@ -21,8 +24,21 @@ def needs_renderer(renderer: ChatRenderer | None) -> ChatRenderer:
     return renderer
 
 
+class InstructionConfig(TaskSection):
+    """Chats and instruction pairs: nothing to set beyond `data:`."""
+
+    name: Literal["instruction"] = "instruction"
+
+
+class CausalLmConfig(TaskSection):
+    """Plain text (domain adaptation): nothing to set beyond `data:`."""
+
+    name: Literal["causal_lm"] = "causal_lm"
+
+
 class InstructionTask(TaskDefaults):
     name = "instruction"
+    config: type[TaskSection] = InstructionConfig
     probes_memorization = True
 
     def prepare(
@@ -51,3 +67,4 @@ class InstructionTask(TaskDefaults):
 
 class CausalLmTask(InstructionTask):
     name = "causal_lm"
+    config: type[TaskSection] = CausalLmConfig

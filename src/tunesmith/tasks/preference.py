@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import RunConfig, SourceConfig, TaskConfig
 from tunesmith.data.packing import Batch, collate, collate_pairs
 from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample, UnpairedFeedback
@@ -30,14 +30,45 @@ from tunesmith.methods import base_only
 from tunesmith.objectives.kto import kto_loss, kto_reference_point
 from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
 from tunesmith.objectives.preference import LOG_RATIO_LOSSES, orpo_loss, preference_logits, simpo_loss
+from tunesmith.sections import SourceConfig, TaskSection
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 REFERENCE_FILE = "reference_logps.json"
 REFERENCE_FREE = {"simpo", "orpo"}
 
 
+class DpoConfig(TaskSection):
+    name: Literal["dpo"] = "dpo"
+    loss: Literal["sigmoid", "ipo", "cdpo", "hinge", "robust", "simpo", "orpo", "kto"] = Field(
+        "sigmoid",
+        description="dpo: sigmoid (DPO), ipo, cdpo (label-smoothed), hinge (SLiC), robust (rDPO), simpo and "
+        "orpo (no reference), kto (unpaired)",
+    )
+    beta: float = Field(0.1, gt=0, description="dpo: inverse temperature β (IPO's τ, ORPO's λ)")
+    label_smoothing: float = Field(
+        0.1, ge=0, lt=0.5, description="dpo with loss cdpo or robust: share of flipped labels ε"
+    )
+    simpo_gamma: float = Field(0.5, ge=0, description="dpo with loss simpo: target reward margin γ")
+    desirable_weight: float = Field(1.0, gt=0, description="dpo with loss kto: weight of thumbs-up examples")
+    undesirable_weight: float = Field(
+        1.0, gt=0, description="dpo with loss kto: weight of thumbs-down examples"
+    )
+
+    @property
+    def paired(self) -> bool:
+        return self.loss != "kto"
+
+    @property
+    def packing_allowed(self) -> bool:
+        return False  # answers are scored one per row
+
+
 class DpoTask(InstructionTask):
     name = "dpo"
+    config: type[TaskSection] = DpoConfig
     probes_memorization = False
 
     def prepare(
@@ -109,7 +140,7 @@ class DpoTask(InstructionTask):
 
 
 def implicit_rewards(
-    task: TaskConfig, policy: torch.Tensor, reference: torch.Tensor, lengths: torch.Tensor
+    task: DpoConfig, policy: torch.Tensor, reference: torch.Tensor, lengths: torch.Tensor
 ) -> torch.Tensor:
     """β · log-ratio to the reference (DPO family); β · mean log-prob for the reference-free losses."""
     if task.loss in REFERENCE_FREE:
@@ -120,7 +151,7 @@ def implicit_rewards(
 class PreferenceObjective(nn.Module):
     """forward(batch of 2B answers: chosen then rejected, or B unpaired answers) → loss sum over pairs."""
 
-    def __init__(self, model: nn.Module, task: TaskConfig) -> None:
+    def __init__(self, model: nn.Module, task: DpoConfig) -> None:
         super().__init__()
         self.lm = TrainedTokenLM(model)
         self.task = task

@@ -7,27 +7,45 @@ concatenated) and scores the whole; the score of the chosen answer should exceed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
-from tunesmith.config import RunConfig
 from tunesmith.data.packing import Batch, collate_pairs
 from tunesmith.data.prepare import PreparedData, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample
 from tunesmith.data.templates import IGNORE, ChatRenderer, TokenizeReport
 from tunesmith.models.load import ModelSource
 from tunesmith.objectives.reward import bradley_terry_loss
+from tunesmith.sections import TaskSection
 from tunesmith.tasks.base import TaskDefaults
 from tunesmith.tasks.classification import ClassificationTask
 from tunesmith.tasks.preference import read_feedback
 
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
+
 REWARD_LABELS = ["reward"]  # one output: the score
+
+
+class RewardConfig(TaskSection):
+    """A reward model from (chosen, rejected) pairs: nothing to set beyond `data:`."""
+
+    name: Literal["reward"] = "reward"
+
+    @property
+    def sequence_head(self) -> bool:
+        return True
+
+    @property
+    def paired(self) -> bool:
+        return True
 
 
 class RewardTask(TaskDefaults):
     name = "reward"
+    config: type[TaskSection] = RewardConfig
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None

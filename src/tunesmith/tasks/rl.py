@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from tunesmith.config import RunConfig, SourceConfig
 from tunesmith.data.packing import Batch, collate
 from tunesmith.data.prepare import PreparedData, train_and_held
 from tunesmith.data.records import TokenizedSample, prompt_of
@@ -40,12 +40,68 @@ from tunesmith.objectives.ppo import (
     ppo_value_loss,
     whiten,
 )
-from tunesmith.rewards import RewardSource, load_reward_source
+from tunesmith.rewards import RewardSource, RewardSourceConfig, load_reward_source
+from tunesmith.sections import SourceConfig, TaskSection
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
+
+
+class RlConfig(RewardSourceConfig):
+    """What PPO and GRPO share: the reward source and the rollouts."""
+
+    max_new_tokens: int = Field(32, ge=1, description="ppo/grpo: tokens sampled per completion at most")
+    temperature: float = Field(1.0, gt=0, description="ppo/grpo: sampling temperature of rollouts")
+    clip_range: float = Field(0.2, gt=0, description="ppo/grpo: ratio clipping ε")
+
+    @property
+    def packs_by_default(self) -> bool:
+        return False  # rollouts are one completion per row
+
+    def check(self) -> None:
+        if not self.reward_functions and not self.reward_model:
+            raise ValueError(
+                f"task {self.name} needs a reward source: task.reward_functions and/or task.reward_model"
+            )
+
+
+class GrpoConfig(RlConfig):
+    name: Literal["grpo"] = "grpo"
+    group_size: int = Field(4, ge=2, description="grpo: completions sampled per prompt")
+    beta: float = Field(0.1, gt=0, description="grpo: weight of the KL penalty against the base model")
+    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"] = Field(
+        "grpo", description="grpo: advantage estimator (group-normalised, Dr. GRPO, RLOO leave-one-out, REINFORCE++)"
+    )
+
+    @property
+    def base_reference_weight(self) -> float:
+        return self.beta
+
+
+class PpoConfig(RlConfig):
+    name: Literal["ppo"] = "ppo"
+    kl_coef: float = Field(0.05, ge=0, description="ppo: initial per-token KL penalty β")
+    kl_target: float | None = Field(
+        None, gt=0, description="ppo: adapt β toward this KL (Ziegler et al.); fixed when unset"
+    )
+    kl_horizon: int = Field(10000, ge=1, description="ppo: horizon of the adaptive KL controller")
+    vf_coef: float = Field(0.1, ge=0, description="ppo: weight of the value loss")
+    gamma: float = Field(1.0, gt=0, le=1, description="ppo: discount")
+    lam: float = Field(0.95, ge=0, le=1, description="ppo: GAE λ")
+    clip_range_value: float = Field(0.2, gt=0, description="ppo: value clipping")
+    ppo_epochs: int = Field(
+        1, ge=1, description="ppo: optimizer steps on each rollout batch (old log-probs fixed)"
+    )
+
+    @property
+    def base_reference_weight(self) -> float:
+        return self.kl_coef
 
 
 class GrpoTask(InstructionTask):
     name = "grpo"
+    config: type[TaskSection] = GrpoConfig
     probes_memorization = False
     has_eval_loss = False  # the objective needs fresh samples; held-out quality is the mean reward
 
@@ -236,6 +292,7 @@ class PpoTask(GrpoTask):
     toward `task.kl_target`), GAE and whitened advantages, clipped policy and value losses."""
 
     name = "ppo"
+    config: type[TaskSection] = PpoConfig
 
     def __init__(self) -> None:
         super().__init__()

@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tunesmith.config import RunConfig
 from tunesmith.data.quality.bias_signals import BiasSignalCheck
 from tunesmith.data.quality.duplicates import DuplicateCheck
 from tunesmith.data.quality.items import Item, iter_items, load_items
@@ -20,6 +19,9 @@ from tunesmith.data.quality.pii import PiiCheck
 from tunesmith.data.quality.report import Report
 from tunesmith.data.quality.structure import LabelCheck, StructureCheck
 from tunesmith.data.quality.tokens import TokenCheck
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 
 class Check(Protocol):

@@ -5,13 +5,15 @@ and a render → tokenize → decode round trip."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.config import RunConfig
 from tunesmith.data.quality.items import Item
 from tunesmith.data.quality.report import Report
 from tunesmith.data.records import Conversation, TextDocument
 from tunesmith.data.templates import IGNORE, build_renderer, tokenize_conversation
+
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096)
 
