@@ -41,7 +41,7 @@ def _root(
         bool, typer.Option("--allow-pickle-weights", help="let a run load the pickle weights its config allows")
     ] = False,
 ) -> None:
-    from tunesmith.models.tuned import TRUST
+    from tunesmith.runs.tuned import TRUST
 
     DEBUG["on"] = debug
     TRUST.allow_imports, TRUST.trust_remote_code = allow_imports, trust_remote_code
@@ -108,7 +108,7 @@ def config_docs(
     Example: tunesmith config docs --out docs/config.md
     """
     from tunesmith.config_docs import config_reference
-    from tunesmith.runs.folder import atomic_write_text
+    from tunesmith.files import atomic_write_text
 
     page = config_reference()
     if out is None:
@@ -323,12 +323,12 @@ def eval_command(
 
     Example: tunesmith eval runs/sentiment --data examples/sentiment/eval.jsonl --json metrics.json
     """
-    from tunesmith.evaluate.runs import evaluate_targets
     from tunesmith.evaluate.table import print_metrics
+    from tunesmith.runs.evaluation import evaluate_targets
 
     _quiet()
     if lm_eval is not None:
-        from tunesmith.evaluate.harness import harness_report
+        from tunesmith.runs.harness import harness_report
 
         scores = harness_report(targets, [t for t in lm_eval.split(",") if t], lm_eval_include, limit)
         for name, per_task in scores.items():
@@ -340,7 +340,7 @@ def eval_command(
         if data is None and not bias:
             return
     if bias:
-        from tunesmith.evaluate.runs import bias_report
+        from tunesmith.runs.evaluation import bias_report
 
         report = bias_report(targets, bias_pairs)
         for name, result in report.items():
@@ -376,8 +376,8 @@ def compare(
 
     Example: tunesmith compare smollm2-135m-instruct runs/legal_summarization --data examples/legal_summarization/eval.jsonl
     """
-    from tunesmith.evaluate.runs import evaluate_targets
     from tunesmith.evaluate.table import differing_examples, print_examples, print_metrics
+    from tunesmith.runs.evaluation import evaluate_targets
 
     _quiet()
     results = evaluate_targets([base, run], data, task)
@@ -452,7 +452,7 @@ def data_check(
     from tunesmith.data.quality.checks import CheckOptions, record_format, run_checks
     from tunesmith.data.quality.fix import write_fixed
     from tunesmith.data.quality.html import render_html
-    from tunesmith.runs.folder import atomic_write_text
+    from tunesmith.files import atomic_write_text
 
     _quiet()
     cfg, tokenizer = None, None
@@ -569,7 +569,7 @@ def _quiet() -> None:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    from tunesmith.runs.folder import atomic_write_json
+    from tunesmith.files import atomic_write_json
 
     atomic_write_json(path, payload)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from tunesmith.data.formats import FORMATS
 from tunesmith.errors import UserError
 from tunesmith.methods import METHODS
 from tunesmith.sections import (
@@ -95,6 +96,19 @@ class RunConfig(Section):
                     )
                 value[kind] = section
         return value
+
+    @model_validator(mode="after")
+    def _known_formats(self) -> RunConfig:
+        """Record formats come from their registry (plugins included); a miss names the key."""
+        data = self.data
+        named = [("data.format", data.format)]
+        for split, spec in (("train", data.train), ("eval", data.eval)):
+            if isinstance(spec, list):
+                named += [(f"data.{split}.{i}.format", s.format) for i, s in enumerate(spec) if isinstance(s, SourceConfig)]
+        bad = [f"{key}: unknown format {value!r}" for key, value in named if value != "auto" and value not in FORMATS]
+        if bad:
+            raise ValueError(f"{'; '.join(bad)}; known: auto, {', '.join(FORMATS.names())}")
+        return self
 
     @property
     def sequence_head(self) -> bool:

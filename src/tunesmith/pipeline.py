@@ -37,9 +37,10 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate.forgetting import general_samples
 from tunesmith.evaluate.gates import check_gates
 from tunesmith.evaluate.samples import generate_answers
+from tunesmith.files import atomic_write_json, replace_folder, restore_replaced
 from tunesmith.methods import METHODS, Method, count_parameters, trainable_state_bytes
 from tunesmith.models.load import load_model_config, load_tokenizer, resolve_model
-from tunesmith.runs.folder import LABELS_FILE, RunFolder, atomic_write_json, replace_folder, restore_replaced
+from tunesmith.runs.folder import LABELS_FILE, RunFolder
 from tunesmith.runs.record import RegistryEntry
 from tunesmith.runs.registry import final_metrics
 from tunesmith.runs.report import write_report

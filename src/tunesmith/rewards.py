@@ -20,14 +20,18 @@ import torch
 from pydantic import Field
 
 from tunesmith.errors import UserError
+from tunesmith.registry import plugin_tables
 from tunesmith.sections import Section, TaskSection
+
+PLUGIN_GROUP = "tunesmith.rewards"
 
 RewardFn = Callable[..., Any]
 
 
 class RewardFunctionConfig(Section):
     function: str = Field(
-        description="a Python callable as module:function, called as f(prompt, completion) → float"
+        description="a Python callable as module:function (or a plugin reward's name), called as "
+        "f(prompt, completion) → float"
     )
     weight: float = Field(1.0, description="its weight in the summed reward")
     kwargs: dict[str, Any] = Field(
@@ -78,10 +82,18 @@ def call_reward(
 
 
 def load_function(path: str, key: str) -> RewardFn:
+    """`module:function`, or the name of a reward an installed package declares (entry points
+    `tunesmith.rewards`)."""
     module_name, _, attr = path.partition(":")
+    if ":" not in path and path:
+        plugins = dict(plugin_tables(PLUGIN_GROUP))
+        if path in plugins and callable(plugins[path]):
+            return plugins[path]  # type: ignore[no-any-return]
+        known = ", ".join(sorted(plugins)) or "none installed"
+        raise UserError(f"{key}: {path!r} is neither module:function nor a plugin reward ({PLUGIN_GROUP}: {known})")
     if not module_name or not attr:
         raise UserError(f"{key}: {path!r} is not module:function")
-    if module_name == "blocked_by_tunesmith":  # see models.tuned.untrusted_config
+    if module_name == "blocked_by_tunesmith":  # see runs.tuned.untrusted_config
         raise UserError(
             f"{key}: this run names reward functions; scoring with them imports their modules: pass "
             "tunesmith --allow-imports if you trust the run folder"
@@ -112,7 +124,7 @@ def load_reward_source(task: RewardSourceConfig) -> RewardSource:
 
 def load_reward_model(run_dir: Path) -> Callable[[list[str], list[str]], list[float]]:
     """A trained reward run → a batched scorer (prompt, completion) → reward."""
-    from tunesmith.models.tuned import load_base, read_run
+    from tunesmith.runs.tuned import load_base, read_run  # the one declared back-edge: see .importlinter
 
     run = read_run(run_dir)
     if run.config.task.name != "reward":

@@ -51,18 +51,6 @@ class SourceConfig(Section):
     columns: dict[str, str] = Field(default_factory=dict, description="format field -> file column")
     weight: float = Field(1.0, gt=0, description="mixing weight relative to the other sources")
 
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        return _check_format(value)
-
-
-def _check_format(value: str) -> str:
-    from tunesmith.data.formats import FORMATS
-
-    if value != "auto" and value not in FORMATS:
-        raise ValueError(f"unknown format {value!r}; known: auto, {', '.join(FORMATS.names())}")
-    return value
 
 
 class DataConfig(Section):
@@ -102,10 +90,6 @@ class DataConfig(Section):
     text_pair_field: str | None = Field(None, description="classification: a second text column (pairs)")
     label_field: str = Field("label", description="classification: the column holding the label")
 
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str) -> str:
-        return _check_format(value)
 
 
 

@@ -48,7 +48,7 @@ def own_accuracy(target: str) -> float:
     """The task scored by hand: Σ log p(choice tokens | question), as the harness encodes the pair."""
     import torch
 
-    from tunesmith.evaluate.runs import load_target, resolve_targets
+    from tunesmith.runs.evaluation import load_target, resolve_targets
 
     [resolved] = resolve_targets([target], None)
     model, tokenizer = load_target(resolved)

@@ -15,7 +15,7 @@ import torch
 from tunesmith import train
 from tunesmith.errors import UserError
 from tunesmith.export.merge import export_model
-from tunesmith.models.tuned import TunedModels
+from tunesmith.runs.tuned import TunedModels
 
 METHOD_SECTIONS: dict[str, dict[str, Any]] = {
     "full": {"name": "full"},
@@ -26,14 +26,15 @@ METHOD_SECTIONS: dict[str, dict[str, Any]] = {
     "prefix": {"name": "prefix", "num_virtual_tokens": 4},
     "prompt": {"name": "prompt", "num_virtual_tokens": 4},
     "ia3": {"name": "ia3"},
+    "vera": {"name": "vera", "r": 8},
 }
-FEW_PARAMS = {"prefix", "prompt", "ia3"}
+FEW_PARAMS = {"prefix", "prompt", "ia3", "vera"}
 SAVED_FILE = {
     "full": "model.safetensors",
     "freeze": "method_weights.safetensors",
     "adapter": "method_weights.safetensors",
 }
-MERGEABLE = {"full", "freeze", "lora", "dora", "ia3"}
+MERGEABLE = {"full", "freeze", "lora", "dora", "ia3", "vera"}
 
 
 def run_method(make_config: Callable[..., dict[str, Any]], method: str, **extra: Any) -> Any:

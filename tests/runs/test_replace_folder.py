@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.runs.folder import replace_folder, restore_replaced
+from tunesmith.files import replace_folder, restore_replaced
 
 
 def make(path: Path, text: str) -> Path:

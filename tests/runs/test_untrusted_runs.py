@@ -57,7 +57,7 @@ def test_reading_a_run_never_imports_what_its_config_names(
     assert "pass tunesmith --allow-imports if you trust the run folder" in capsys.readouterr().err
     assert not marker.exists()
     sys.modules.pop("evil_rewards", None)
-    from tunesmith.models.tuned import TRUST, read_run
+    from tunesmith.runs.tuned import TRUST, read_run
 
     try:
         main(["--allow-imports", "runs", "--root", str(tmp_path / "none")])
@@ -81,7 +81,7 @@ def test_remote_code_of_a_run_needs_the_flag(tiny_runs: dict[str, Path], tmp_pat
         main(["export", str(run), "--out", str(tmp_path / "x")])
     assert info.value.code == 2
     assert "needs model.trust_remote_code" in capsys.readouterr().err
-    from tunesmith.models.tuned import TRUST, read_run
+    from tunesmith.runs.tuned import TRUST, read_run
 
     TRUST.trust_remote_code = True
     try:
@@ -116,7 +116,7 @@ def test_remote_code_from_a_hub_model_needs_a_pinned_revision() -> None:
 
 
 def test_a_run_config_cannot_allow_pickle_weights_by_itself(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
-    from tunesmith.models.tuned import read_run
+    from tunesmith.runs.tuned import read_run
 
     run = tmp_path / "pickle-run"
     shutil.copytree(tiny_runs["yes"], run)

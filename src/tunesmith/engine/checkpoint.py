@@ -28,7 +28,7 @@ from torch import nn
 
 from tunesmith.engine.state_codec import decode, encode
 from tunesmith.errors import UserError
-from tunesmith.runs.folder import finite_json
+from tunesmith.files import finite_json
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 BEST_FILE = "best_trainable.safetensors"

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tunesmith.models.tuned import RunModel
 from tunesmith.runs.folder import RunFolder
+from tunesmith.runs.tuned import RunModel
 
 CARD_MARK = "<!-- written by tunesmith export -->"
 

@@ -28,8 +28,8 @@ from tunesmith.errors import UserError
 from tunesmith.export import verify
 from tunesmith.export.card import CARD_MARK, model_card
 from tunesmith.export.modelfile import MODELFILE_MARK
-from tunesmith.models.tuned import RunModel, load_base, read_run
-from tunesmith.runs.folder import atomic_write_json, atomic_write_text
+from tunesmith.files import atomic_write_json, atomic_write_text
+from tunesmith.runs.tuned import RunModel, load_base, read_run
 
 FORMATS = ("hf", "adapter", "gguf")
 METHOD_SUBFOLDER = "method"

@@ -37,7 +37,7 @@ def unpaired_path(out: Path) -> Path:
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """One JSON line, flushed and synced: a crash or Ctrl-C never loses an answered prompt."""
-    from tunesmith.runs.folder import append_jsonl
+    from tunesmith.files import append_jsonl
 
     append_jsonl(path, [record])
 
@@ -100,7 +100,7 @@ def model_answerer(
     from tunesmith.data.records import Message
     from tunesmith.data.templates import build_renderer
     from tunesmith.engine.rollout import sample_completions
-    from tunesmith.evaluate.runs import load_target, resolve_targets
+    from tunesmith.runs.evaluation import load_target, resolve_targets
 
     loaded = []
     for target in resolve_targets(targets, "instruction"):

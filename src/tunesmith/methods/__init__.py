@@ -15,9 +15,10 @@ from tunesmith.methods.lora import DoraMethod, LoraMethod
 from tunesmith.methods.prefix import PrefixMethod
 from tunesmith.methods.prompt import PromptMethod
 from tunesmith.methods.qlora import QloraMethod
+from tunesmith.methods.vera import VeraMethod
 from tunesmith.registry import Registry
 
-METHODS: Registry[Method] = Registry("method", "method.name")
+METHODS: Registry[Method] = Registry("method", "method.name", plugin_group="tunesmith.methods")
 for _method in (
     FullMethod(),
     FreezeMethod(),
@@ -28,6 +29,7 @@ for _method in (
     PrefixMethod(),
     PromptMethod(),
     Ia3Method(),
+    VeraMethod(),
 ):
     METHODS.register(_method.name)(_method)
 

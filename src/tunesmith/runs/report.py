@@ -13,7 +13,8 @@ from typing import Any
 
 from tunesmith.charts import bar_chart, line_chart, page
 from tunesmith.errors import UserError
-from tunesmith.runs.folder import RunFolder, atomic_write_text
+from tunesmith.files import atomic_write_text
+from tunesmith.runs.folder import RunFolder
 
 REPORT_FILE = "report.html"
 # step-record keys with their own chart (or none); every other numeric key gets an "other" chart

@@ -20,7 +20,7 @@ from typing import Any
 from tunesmith.data.readers import read_rows
 from tunesmith.data.records import LabeledText, Message
 from tunesmith.errors import UserError
-from tunesmith.runs.folder import append_jsonl
+from tunesmith.files import append_jsonl
 from tunesmith.serve.engine import Job, batches_by_length, run_batch
 from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget

@@ -21,7 +21,7 @@ from tunesmith.data.records import Message
 from tunesmith.data.templates import ChatRenderer, build_renderer
 from tunesmith.errors import UserError
 from tunesmith.methods import Method
-from tunesmith.models.tuned import TunedModels, read_run
+from tunesmith.runs.tuned import TunedModels, read_run
 
 ADAPTER_EXPORT = "export.json"  # an adapter export names its base here
 
@@ -112,7 +112,7 @@ def _load_runs(runs: dict[str, str]) -> LoadedTarget:
                 f"run {first_name} uses method {run.config.method.name}: it changes the base weights, so it "
                 "cannot share a base with other adapters; serve it on its own"
             )
-        from tunesmith.evaluate.runs import Target, load_target
+        from tunesmith.runs.evaluation import Target, load_target
 
         model, tokenizer = load_target(Target(first_name, run.config, run), run.labels)
         return _loaded(first_name, base_name, model, tokenizer, run.config, [first_name], run.method, run.labels)

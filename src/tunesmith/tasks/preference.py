@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from tunesmith.data.packing import Batch, collate, collate_pairs
@@ -29,7 +29,8 @@ from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.objectives.kto import kto_loss, kto_reference_point
 from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
-from tunesmith.objectives.preference import LOG_RATIO_LOSSES, orpo_loss, preference_logits, simpo_loss
+from tunesmith.objectives.plugins import preference_losses
+from tunesmith.objectives.preference import orpo_loss, preference_logits, simpo_loss
 from tunesmith.sections import SourceConfig, TaskSection
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
 
@@ -42,10 +43,10 @@ REFERENCE_FREE = {"simpo", "orpo"}
 
 class DpoConfig(TaskSection):
     name: Literal["dpo"] = "dpo"
-    loss: Literal["sigmoid", "ipo", "cdpo", "hinge", "robust", "simpo", "orpo", "kto"] = Field(
+    loss: str = Field(
         "sigmoid",
         description="dpo: sigmoid (DPO), ipo, cdpo (label-smoothed), hinge (SLiC), robust (rDPO), simpo and "
-        "orpo (no reference), kto (unpaired)",
+        "orpo (no reference), kto (unpaired), or a plugin's loss (entry points tunesmith.objectives)",
     )
     beta: float = Field(0.1, gt=0, description="dpo: inverse temperature β (IPO's τ, ORPO's λ)")
     label_smoothing: float = Field(
@@ -56,6 +57,14 @@ class DpoConfig(TaskSection):
     undesirable_weight: float = Field(
         1.0, gt=0, description="dpo with loss kto: weight of thumbs-down examples"
     )
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        known = [*preference_losses(), *sorted(REFERENCE_FREE), "kto"]
+        if value not in known:
+            raise ValueError(f"unknown loss {value!r}; known: {', '.join(known)}")
+        return value
 
     @property
     def paired(self) -> bool:
@@ -108,7 +117,7 @@ class DpoTask(InstructionTask):
         else:
             with base_only(model, method):
                 values = sequence_logps(TrainedTokenLM(model), samples, 8)
-            from tunesmith.runs.folder import atomic_write_json
+            from tunesmith.files import atomic_write_json
 
             atomic_write_json(cache, values)
         for sample, value in zip(samples, values, strict=True):
@@ -190,7 +199,7 @@ class PreferenceObjective(nn.Module):
         assert ref_logp is not None, "reference log-probs are attached before training"
         ref_chosen, ref_rejected = ref_logp.chunk(2)
         logits = preference_logits(chosen, rejected, ref_chosen, ref_rejected)
-        return LOG_RATIO_LOSSES[task.loss](logits, task.beta, task.label_smoothing).sum()
+        return preference_losses()[task.loss](logits, task.beta, task.label_smoothing).sum()
 
 
 def read_feedback(spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type) -> list[Any]:

@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 
 from tunesmith.data.packing import Batch, collate
@@ -29,9 +29,9 @@ from tunesmith.engine.rollout import sample_completions
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.models.anatomy import hidden_size_of
-from tunesmith.objectives.advantages import ADVANTAGES
 from tunesmith.objectives.grpo import grpo_loss
 from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.plugins import advantage_estimators
 from tunesmith.objectives.ppo import (
     AdaptiveKLController,
     compute_gae,
@@ -70,9 +70,19 @@ class GrpoConfig(RlConfig):
     name: Literal["grpo"] = "grpo"
     group_size: int = Field(4, ge=2, description="grpo: completions sampled per prompt")
     beta: float = Field(0.1, gt=0, description="grpo: weight of the KL penalty against the base model")
-    advantage: Literal["grpo", "dr_grpo", "rloo", "reinforce_pp"] = Field(
-        "grpo", description="grpo: advantage estimator (group-normalised, Dr. GRPO, RLOO leave-one-out, REINFORCE++)"
+    advantage: str = Field(
+        "grpo",
+        description="grpo: advantage estimator: grpo (group-normalised), dr_grpo, rloo (leave-one-out), "
+        "reinforce_pp, or a plugin's (entry points tunesmith.objectives)",
     )
+
+    @field_validator("advantage")
+    @classmethod
+    def _known_advantage(cls, value: str) -> str:
+        known = advantage_estimators()
+        if value not in known:
+            raise ValueError(f"unknown advantage estimator {value!r}; known: {', '.join(known)}")
+        return value
 
     @property
     def base_reference_weight(self) -> float:
@@ -145,7 +155,7 @@ class GrpoTask(InstructionTask):
             repeated = [p for p in prompts for _ in range(group)]
             samples = [answered(p, c) for p, c in zip(repeated, completions, strict=True)]
             batch = collate([[s] for s in samples], pad_id, packed=False)
-            batch.extras["advantages"] = ADVANTAGES[cfg.task.advantage](scores, group)
+            batch.extras["advantages"] = advantage_estimators()[cfg.task.advantage](scores, group)
             batch.stats = {
                 "mean_reward": float(scores.mean()),
                 "reward_std": float(scores.view(-1, group).std(dim=1).mean()),

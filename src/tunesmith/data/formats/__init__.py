@@ -15,7 +15,7 @@ from tunesmith.data.formats.text import TextFormat
 from tunesmith.errors import UserError
 from tunesmith.registry import Registry
 
-FORMATS: Registry[RecordFormat] = Registry("record format", "data.format")
+FORMATS: Registry[RecordFormat] = Registry("record format", "data.format", plugin_group="tunesmith.formats")
 # detection order: the most specific formats first
 _ALL: tuple[RecordFormat, ...] = (
     PreferenceFormat(),

@@ -13,7 +13,7 @@ from tunesmith.data.quality.items import iter_items
 from tunesmith.data.quality.pii import mask
 from tunesmith.data.quality.report import Report
 from tunesmith.errors import UserError
-from tunesmith.runs.folder import atomic_open
+from tunesmith.files import atomic_open
 
 
 def clean_value(value: Any) -> Any:

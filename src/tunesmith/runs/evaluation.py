@@ -22,7 +22,7 @@ from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.models.load import load_tokenizer, resolve_model
-from tunesmith.models.tuned import RunModel, TunedModels, load_base, read_run
+from tunesmith.runs.tuned import RunModel, TunedModels, load_base, read_run
 from tunesmith.tasks import TASKS
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
-from tunesmith.evaluate.runs import load_target, resolve_targets
+from tunesmith.runs.evaluation import load_target, resolve_targets
 
 
 def check_harness() -> None:

@@ -18,6 +18,7 @@ from tunesmith.errors import UserError
 from tunesmith.methods import METHODS, Method
 from tunesmith.models.load import ModelSource, load_tokenizer, resolve_model
 from tunesmith.runs.folder import RunFolder
+from tunesmith.tasks import TASKS
 
 
 @dataclass
@@ -89,8 +90,6 @@ BLOCKED = "blocked_by_tunesmith"  # a reward function not imported (tunesmith --
 def load_base(run: RunModel) -> tuple[ModelSource, Any, Any]:
     """(source, the task's base model in full precision, tokenizer saved with the run)."""
     from transformers import AutoTokenizer
-
-    from tunesmith.tasks import TASKS
 
     source = resolve_model(run.config.model)
     saved = (run.final / "tokenizer_config.json").is_file()
