@@ -40,8 +40,9 @@ HEADLINE_METRICS = (
 
 
 class Reporter:
-    def __init__(self, run: RunFolder, quiet: bool = False) -> None:
+    def __init__(self, run: RunFolder, quiet: bool = False, log_every: int = 1) -> None:
         self.run = run
+        self.log_every = log_every  # train.log_every_steps
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
         self.progress: Progress | None = None
         self.task: Any = None
@@ -95,7 +96,8 @@ class Reporter:
                 self.progress.update(self.task, completed=state.step, info=info)
             if not self.console.is_terminal and state.step % max(1, state.total_steps // 10) == 0:
                 self.console.print(f"step {state.step}/{state.total_steps} {info}")  # no live bar in a log
-            self.run.log_line(f"step {state.step}/{state.total_steps} {info}")
+            if state.step % self.log_every == 0 or state.step == state.total_steps:
+                self.run.log_line(f"step {state.step}/{state.total_steps} {info}")
         elif event is Event.EVALUATE:
             self.say(
                 f"step {record['step']}: eval loss {record['eval_loss']:.4f} (ppl {record['eval_perplexity']:.2f})"

@@ -122,12 +122,12 @@ def _train(
     tokenizer = load_tokenizer(source, cfg.model)
     # a classification head reads plain text: no chat template (encoders often have neither it nor EOS)
     renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
-    task = TASKS.get(cfg.task.name)
+    task = TASKS.get(cfg.task.name).start()  # this run's own task object
     data = task.prepare(cfg, tokenizer, renderer)  # the loaders' own errors come first
     if cfg.eval.forgetting and not cfg.eval.none and not cfg.sequence_head:
         data.general = general_samples(cfg, tokenizer)
     check_notes = run_fast_checks(cfg)
-    reporter = Reporter(run, quiet)
+    reporter = Reporter(run, quiet, cfg.train.log_every_steps)
     # method settings that do not fit the model fail here, before the run folder exists
     try:
         model = build_model(cfg, method, task, source, data.labels, tokenizer)
@@ -317,7 +317,7 @@ def _train_prepared(
     if cfg.output.trackers:
         settings = prepare_trackers(cfg.output.trackers, run.path)
         accelerator.init_trackers(run.path.name, flat_config(cfg.model_dump(mode="json")), settings)
-        all_callbacks.append(TrackerLog(accelerator))
+        all_callbacks.append(TrackerLog(accelerator, cfg.train.log_every_steps))
     if not resume and before.get("eval_loss_before") is not None:
         emit(all_callbacks, Event.EVALUATE, state, eval_record(0, before["eval_loss_before"]))
     reporter.start(state)

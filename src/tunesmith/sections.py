@@ -80,7 +80,8 @@ class DataConfig(Section):
     system_prompt: str | None = Field(None, description="system message added to chats that have none")
     group_by_length: bool = Field(True, description="batch samples of similar length when packing is off")
     num_mix_samples: int | None = Field(
-        None, ge=1, description="records drawn from the weighted mix (default: sum of source sizes)"
+        None, ge=1, description="records drawn from the weighted mix, each source in proportion to weight × size "
+        "(default: round(weight × size) per source)"
     )
     checks: Literal["error", "warn", "off"] = Field(
         "error",
@@ -224,7 +225,9 @@ class TrainConfig(Section):
         gt=0,
         description="NEFTune: uniform noise of scale alpha/sqrt(L·d) on input embeddings while training",
     )
-    log_every_steps: int = Field(1, ge=1)
+    log_every_steps: int = Field(
+        1, ge=1, description="a step line in train.log (and to the trackers) every N steps; metrics.jsonl keeps every step"
+    )
 
 
 class EarlyStoppingConfig(Section):

@@ -161,3 +161,47 @@ def test_ppo_resumed_mid_epoch_reuses_the_saved_rollout(
     assert len(got) == 4 and got[1][1] == got[0][1]  # step 2 reuses step 1's rollout: same rewards
     for want, have in zip(expected, got, strict=True):
         assert have == pytest.approx(want, abs=1e-6)
+
+
+def test_grpo_iterations_reuse_the_rollout_and_clip_range_then_matters(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """task.iterations > 1: the next step trains on the same rollout against its sampling-time log-probs, so
+    task.clip_range changes the update (with one iteration the ratio is 1 and clipping never acts)."""
+    curves = {}
+    for clip in (0.2, 1e-3):
+        config = grpo_config(make_config, tmp_path, iterations=2, clip_range=clip)
+        config["train"].update(max_steps=2, lr=5e-2)
+        result = train(config, [f"output.name=clip-{clip}"], quiet=True)
+        curves[clip] = [m for m in result.metrics if "loss" in m]
+    wide, narrow = curves[0.2], curves[1e-3]
+    assert wide[1]["mean_reward"] == wide[0]["mean_reward"]  # step 2 reuses step 1's completions
+    assert wide[0]["loss"] == pytest.approx(narrow[0]["loss"], abs=1e-6)  # ratio 1 at the first step
+    assert wide[1]["loss"] != pytest.approx(narrow[1]["loss"], abs=1e-6)  # the ratio moved: clipping acts
+
+
+def test_rl_prompts_follow_data_truncation(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    long_prompt = [{"prompt": "word " * 200}]
+    config = grpo_config(make_config, tmp_path)
+    config["data"].update(train=str(write_jsonl(tmp_path / "long.jsonl", PROMPTS[:8] + long_prompt)),
+                          max_length=64, truncation="error")
+    with pytest.raises(UserError, match=r"long\.jsonl:9: the prompt has \d+ tokens, over data.max_length 64"):
+        train(config, quiet=True)
+    dropped = train(config, ["data.truncation=drop", "output.name=drop"], quiet=True)
+    kept = train(config, ["data.truncation=truncate", "output.name=keep"], quiet=True)
+    assert dropped.summary["data"]["prompts"] == 8 and kept.summary["data"]["prompts"] == 9
+
+
+def test_a_run_leaves_the_registered_task_untouched(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    """Per-run state (reward source, reference switch, rollout cache, value head) lives on the run's own task
+    object (`Task.start()`), so two runs in one process never share it."""
+    from tunesmith.tasks import TASKS
+
+    config = grpo_config(make_config, tmp_path)
+    config["task"] = {"name": "ppo", "max_new_tokens": 4, "reward_functions": config["task"]["reward_functions"]}
+    config["train"]["max_steps"] = 1
+    train(config, quiet=True)
+    registered = TASKS.get("ppo")
+    assert registered.start() is not registered
+    assert vars(registered) == {"rewards": None, "method": None, "reuse": None, "kl_controller": None,
+                                "value_head": None, "cfg_task": None}

@@ -12,6 +12,7 @@ from tunesmith.data.records import Conversation, LabeledText, Record, TokenizedS
 from tunesmith.data.sources import load_source, mix_sources, normalise_sources, split_eval
 from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
 from tunesmith.errors import UserError
+from tunesmith.sections import SourceConfig
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
@@ -39,7 +40,7 @@ def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> Prep
     if cfg.task.name == "causal_lm" and any(s.format_name != "text" for s in train_sources):
         bad = next(s for s in train_sources if s.format_name != "text")
         raise UserError(f"task causal_lm trains on plain text, but {bad.path} has format {bad.format_name}")
-    train_records = mix_sources(train_sources, cfg.train.seed)
+    train_records = mix_sources(train_sources, cfg.train.seed, cfg.data.num_mix_samples)
     eval_records: list[Record] = []
     if not cfg.eval.none:
         if data.eval is not None:
@@ -95,15 +96,26 @@ def prepare_file(path: str, cfg: RunConfig, tokenizer: Any, renderer: ChatRender
     return samples
 
 
+def load_records(
+    spec: Any, cfg: RunConfig, is_train: bool, update: Callable[[SourceConfig], SourceConfig] | None = None
+) -> list[Record]:
+    """The records of a data spec, the same way for every task: training sources mixed by weight (and
+    `data.num_mix_samples`), eval sources one after another. UPDATE adjusts each source (a task's format)."""
+    sources = [load_source(update(s) if update else s) for s in normalise_sources(spec, cfg.data)]
+    if is_train:
+        return mix_sources(sources, cfg.train.seed, cfg.data.num_mix_samples)
+    return [r for s in sources for r in s.records]
+
+
 def train_and_held(
-    cfg: RunConfig, read: Callable[[Any], list[T]], stratum: Callable[[T], Hashable] | None = None
+    cfg: RunConfig, read: Callable[[Any, bool], list[T]], stratum: Callable[[T], Hashable] | None = None
 ) -> tuple[list[T], list[T]]:
     """(train, held-out) for tasks that read their own records: `data.eval` when given, else a seeded
     `data.eval_split` share (default 0.1) of train, stratified by STRATUM when given; no held-out data
-    with `eval.none`."""
-    train = read(cfg.data.train)
+    with `eval.none`. READ(spec, is_train) reads a data spec (see `load_records`)."""
+    train = read(cfg.data.train, True)
     if cfg.eval.none:
         return train, []
     if cfg.data.eval is not None:
-        return train, read(cfg.data.eval)
+        return train, read(cfg.data.eval, False)
     return split_eval(train, cfg.data.eval_split or DEFAULT_EVAL_SPLIT, cfg.train.seed, stratum)

@@ -54,20 +54,33 @@ def load_source(source: SourceConfig) -> LoadedSource:
     return LoadedSource(source.path, fmt.name, records, source.weight)
 
 
-def mix_sources(sources: list[LoadedSource], seed: int) -> list[Record]:
-    """Weighted mix: a source of weight w contributes round(w × its size) records.
+def mix_sources(sources: list[LoadedSource], seed: int, total: int | None = None) -> list[Record]:
+    """Weighted mix: a source of weight w contributes round(w × its size) records, or, with TOTAL
+    (`data.num_mix_samples`), its share w × size / Σ w × size of TOTAL (largest remainders round).
 
     Weight 1 uses each record once, 0.5 a random half, 2.5 every record twice plus a random half.
     The choice depends only on the seed, so the mix is reproducible.
     """
     rng = random.Random(seed)
     mixed: list[Record] = []
-    for source in sources:
-        target = max(1, round(source.weight * len(source.records)))
+    for source, target in zip(sources, mix_targets(sources, total), strict=True):
         whole, rest = divmod(target, len(source.records))
         mixed.extend(source.records * whole)
         mixed.extend(rng.sample(source.records, rest))
     return mixed
+
+
+def mix_targets(sources: list[LoadedSource], total: int | None) -> list[int]:
+    """Records drawn from each source (see `mix_sources`)."""
+    wanted = [source.weight * len(source.records) for source in sources]
+    if total is None:
+        return [max(1, round(w)) for w in wanted]
+    exact = [total * w / sum(wanted) for w in wanted]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(exact)), key=lambda i: counts[i] - exact[i])  # largest remainder first
+    for i in by_remainder[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
 
 
 T = TypeVar("T")

@@ -113,7 +113,7 @@ def evaluate_model(
     cfg.data.eval_split = None
     cfg.data.train = cfg.data.eval = str(data_file)
     cfg.eval.none = False
-    task = TASKS.get(cfg.task.name)
+    task = TASKS.get(cfg.task.name).start()
     renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
     data = task.prepare(cfg, tokenizer, renderer, labels)
     objective = task.objective(model, cfg, data)

@@ -60,11 +60,14 @@ def flat_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class TrackerLog:
     """Callback: every numeric value of a step or evaluation record goes to the trackers."""
 
-    def __init__(self, accelerator: Any) -> None:
+    def __init__(self, accelerator: Any, every: int = 1) -> None:
         self.accelerator = accelerator
+        self.every = every  # train.log_every_steps: step records every N steps (evaluations always)
 
     def __call__(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
         if event not in (Event.STEP_END, Event.EVALUATE):
+            return
+        if event is Event.STEP_END and state.step % self.every and state.step != state.total_steps:
             return
         values = {
             k: v

@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 
 
 class Task(Protocol):
+    """The registered object is never changed by a run: `start()` gives the object one run (or one
+    evaluation) works with, and whatever that run keeps (reward source, the reference switch, a rollout
+    cache, a value head) lives there. A training run calls, in this order (`training.build_session`):
+    prepare → load_model → objective → before_training → make_collate, then the loop's collate per step."""
+
     name: str
     config: type[TaskSection]  # its `task:` section (each task's own keys and traits)
+
+    def start(self) -> Task:
+        """A fresh object for one run."""
+        ...
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
@@ -80,6 +89,10 @@ class TaskDefaults:
     config: type[TaskSection] = TaskSection
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
     probes_memorization = False  # True: samples are LM answers the memorization probe can cut
+
+    def start(self) -> Task:
+        fresh: Any = type(self)()  # every registered task class builds without arguments
+        return fresh  # type: ignore[no-any-return]
 
     def make_collate(
         self, model: nn.Module, tokenizer: Any, renderer: Any, cfg: RunConfig

@@ -21,9 +21,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
+from tunesmith.data.prepare import PreparedData, load_records, token_stats, train_and_held
 from tunesmith.data.records import Conversation, LabeledText, Message, TokenizedSample
-from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import (
     IGNORE,
     ChatRenderer,
@@ -75,7 +74,7 @@ class ClassificationTask(TaskDefaults):
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         # a carved eval split keeps every class's share (stratified by label)
-        train, held = train_and_held(cfg, lambda spec: read_labeled(spec, cfg), lambda r: r.label)
+        train, held = train_and_held(cfg, lambda spec, is_train: read_labeled(spec, cfg, is_train), lambda r: r.label)
         labels = labels or label_names(train)
         if len(labels) < 2:
             raise UserError(
@@ -142,14 +141,13 @@ class ClassificationTask(TaskDefaults):
         return scores
 
 
-def read_labeled(spec: str | list[str | SourceConfig], cfg: RunConfig) -> list[LabeledText]:
+def read_labeled(spec: str | list[str | SourceConfig], cfg: RunConfig, is_train: bool = False) -> list[LabeledText]:
     columns = {"text": cfg.data.text_field, "label": cfg.data.label_field}
     if cfg.data.text_pair_field:
         columns["text_pair"] = cfg.data.text_pair_field
-    records: list[LabeledText] = []
-    for source in normalise_sources(spec, cfg.data):
-        loaded = load_source(source.model_copy(update={"format": "classification", "columns": columns}))
-        records.extend(r for r in loaded.records if isinstance(r, LabeledText))
+    as_labeled = {"format": "classification", "columns": columns}
+    loaded = load_records(spec, cfg, is_train, lambda source: source.model_copy(update=as_labeled))
+    records = [r for r in loaded if isinstance(r, LabeledText)]
     unlabeled = [r.source for r in records if r.label is None]
     if unlabeled:
         listed = ", ".join(unlabeled[:MAX_LISTED]) + (", ..." if len(unlabeled) > MAX_LISTED else "")

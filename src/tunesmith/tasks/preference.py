@@ -21,9 +21,8 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from tunesmith.data.packing import Batch, collate, collate_pairs
-from tunesmith.data.prepare import PreparedData, token_stats, train_and_held
+from tunesmith.data.prepare import PreparedData, load_records, token_stats, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample, UnpairedFeedback
-from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
@@ -84,7 +83,7 @@ class DpoTask(InstructionTask):
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         kind = UnpairedFeedback if cfg.task.loss == "kto" else PreferencePair
-        train, held = train_and_held(cfg, lambda spec: read_feedback(spec, cfg, kind))
+        train, held = train_and_held(cfg, lambda spec, is_train: read_feedback(spec, cfg, kind, is_train))
         report = tokenize_feedback(train, tokenizer, needs_renderer(renderer), cfg)
         return PreparedData(
             train=report.samples,
@@ -202,17 +201,19 @@ class PreferenceObjective(nn.Module):
         return preference_losses()[task.loss](logits, task.beta, task.label_smoothing).sum()
 
 
-def read_feedback(spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type) -> list[Any]:
+def read_feedback(
+    spec: str | list[str | SourceConfig], cfg: RunConfig, kind: type, is_train: bool = False
+) -> list[Any]:
     fmt = "kto" if kind is UnpairedFeedback else "preference"
-    records: list[Any] = []
-    for source in normalise_sources(spec, cfg.data):
-        override = {"format": fmt} if source.format == "auto" else {}
-        loaded = load_source(source.model_copy(update=override))
-        wrong = next((r for r in loaded.records if not isinstance(r, kind)), None)
-        if wrong is not None:
-            expected = "prompt/completion/label" if kind is UnpairedFeedback else "prompt/chosen/rejected"
-            raise UserError(f"{wrong.source}: task dpo (loss {cfg.task.loss}) needs {expected} records")
-        records.extend(loaded.records)
+
+    def as_feedback(source: SourceConfig) -> SourceConfig:
+        return source.model_copy(update={"format": fmt} if source.format == "auto" else {})
+
+    records = load_records(spec, cfg, is_train, as_feedback)
+    wrong = next((r for r in records if not isinstance(r, kind)), None)
+    if wrong is not None:
+        expected = "prompt/completion/label" if kind is UnpairedFeedback else "prompt/chosen/rejected"
+        raise UserError(f"{wrong.source}: task {cfg.task.name} needs {expected} records")
     return records
 
 

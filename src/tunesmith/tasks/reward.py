@@ -50,7 +50,7 @@ class RewardTask(TaskDefaults):
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
-        train, held = train_and_held(cfg, lambda spec: read_feedback(spec, cfg, PreferencePair))
+        train, held = train_and_held(cfg, lambda spec, is_train: read_feedback(spec, cfg, PreferencePair, is_train))
         report = tokenize_pairs(train, tokenizer, cfg)
         lengths = [len(s) for s in report.samples]
         return PreparedData(

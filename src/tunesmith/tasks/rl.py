@@ -21,9 +21,8 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from tunesmith.data.packing import Batch, collate
-from tunesmith.data.prepare import PreparedData, train_and_held
+from tunesmith.data.prepare import PreparedData, load_records, train_and_held
 from tunesmith.data.records import TokenizedSample, prompt_of
-from tunesmith.data.sources import load_source, normalise_sources
 from tunesmith.data.templates import IGNORE, ChatRenderer
 from tunesmith.engine.rollout import sample_completions
 from tunesmith.errors import UserError
@@ -76,6 +75,11 @@ class GrpoConfig(RlConfig):
         "reinforce_pp, or a plugin's (entry points tunesmith.objectives)",
     )
 
+    iterations: int = Field(
+        1, ge=1, description="grpo: optimizer steps on each rollout batch (μ in the paper, TRL's num_iterations); "
+        "above 1 the old log-probs stay fixed and task.clip_range bounds the ratio"
+    )
+
     @field_validator("advantage")
     @classmethod
     def _known_advantage(cls, value: str) -> str:
@@ -118,12 +122,22 @@ class GrpoTask(InstructionTask):
     def __init__(self) -> None:
         self.rewards: RewardSource | None = None
         self.method: Any = None
+        self.reuse: RolloutReuse | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this run's RL state: the rollout being reused between steps
+        (tensors: the checkpoint stores them as safetensors)."""
+        return {"reuse": self.reuse.state_dict()} if self.reuse is not None else {}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        if self.reuse is not None and "reuse" in saved:
+            self.reuse.load_state_dict(saved["reuse"])
 
     def prepare(
         self, cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer | None, labels: list[str] | None = None
     ) -> PreparedData:
         self.rewards = load_reward_source(cfg.task)  # fails on a bad function before anything trains
-        prompts, held = train_and_held(cfg, lambda spec: read_prompts(spec, cfg, needs_renderer(renderer)))
+        prompts, held = train_and_held(cfg, lambda spec, is_train: read_prompts(spec, cfg, needs_renderer(renderer), is_train))
         lengths = [len(s) for s in prompts]
         stats = {"prompts": len(prompts), "mean_prompt_tokens": sum(lengths) / max(len(lengths), 1)}
         return PreparedData(train=prompts, eval=held, eval_records=[], formats=["prompts"], stats=stats)
@@ -156,6 +170,8 @@ class GrpoTask(InstructionTask):
             samples = [answered(p, c) for p, c in zip(repeated, completions, strict=True)]
             batch = collate([[s] for s in samples], pad_id, packed=False)
             batch.extras["advantages"] = advantage_estimators()[cfg.task.advantage](scores, group)
+            if cfg.task.iterations > 1:  # later steps on this batch clip their ratio to these
+                batch.extras["old_logprobs"] = sampling_logps(model, batch)
             batch.stats = {
                 "mean_reward": float(scores.mean()),
                 "reward_std": float(scores.view(-1, group).std(dim=1).mean()),
@@ -163,7 +179,8 @@ class GrpoTask(InstructionTask):
             }
             return batch
 
-        return rollout
+        self.reuse = RolloutReuse(rollout, cfg.task.iterations)
+        return self.reuse
 
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
         return GrpoObjective(model, cfg, self)
@@ -220,10 +237,12 @@ class GrpoObjective(nn.Module):
         labels: torch.Tensor,  # (B, T), completion tokens trained
         attention_mask: torch.Tensor | None = None,
         advantages: torch.Tensor | None = None,  # (B,)
+        old_logprobs: torch.Tensor | None = None,  # (B, T-1) at sampling time, with task.iterations > 1
         **_: torch.Tensor,
     ) -> torch.Tensor:
         assert advantages is not None, "the rollout step attaches advantages"
         logps, rows = token_logps(self.lm, input_ids, labels, attention_mask)  # (N,)
+        old = logps.detach() if old_logprobs is None else old_logprobs[labels[:, 1:] != IGNORE]  # (N,)
         ref = None
         if self.cfg.task.beta > 0:
             with torch.no_grad(), base_only(self.lm.model, self.task.method):
@@ -231,7 +250,7 @@ class GrpoObjective(nn.Module):
         per_token = logps.unsqueeze(-1)  # (N, 1): every trained token is its own row here
         return grpo_loss(
             per_token,
-            per_token.detach(),
+            old.unsqueeze(-1),
             None if ref is None else ref.unsqueeze(-1),
             advantages[rows],
             torch.ones_like(per_token),
@@ -252,6 +271,22 @@ def token_logps(
     """(log-prob of every trained token (N,), its row (N,))."""
     logits, targets, rows = lm.trained_logits(input_ids, labels, None, mask)
     return torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
+
+
+@torch.no_grad()
+def sampling_logps(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """The policy's log-prob of each completion token as sampled, dense (B, T-1), 0 elsewhere."""
+    device = next(model.parameters()).device
+    labels = batch.labels.to(device)
+    mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+    was_training = model.training
+    model.eval()
+    flat, _ = token_logps(TrainedTokenLM(model), batch.input_ids.to(device), labels, mask)
+    model.train(was_training)
+    trained = labels[:, 1:] != IGNORE
+    dense = torch.zeros(trained.shape, device=device)
+    dense[trained] = flat
+    return dense.cpu()
 
 
 @torch.no_grad()
@@ -276,22 +311,28 @@ def stop_tokens(tokenizer: Any, renderer: ChatRenderer | None) -> list[int]:
 
 
 def read_prompts(
-    spec: str | list[str | SourceConfig], cfg: RunConfig, renderer: ChatRenderer
+    spec: str | list[str | SourceConfig], cfg: RunConfig, renderer: ChatRenderer, is_train: bool = False
 ) -> list[TokenizedSample]:
-    """Every record's prompt, rendered with the generation prompt and tokenized."""
+    """Every record's prompt, rendered with the generation prompt and tokenized. A prompt longer than
+    `data.max_length` follows `data.truncation`: truncate keeps its end (the question and the generation
+    prompt the completion follows), drop skips it, error stops naming the record."""
     samples = []
-    for source in normalise_sources(spec, cfg.data):
-        for record in load_source(source).records:
-            messages = prompt_of(record)
-            if messages is None:
-                raise UserError(f"{record.source}: task {cfg.task.name} needs records with a prompt")
-            text = renderer.render(messages, add_generation_prompt=True)
-            ids = list(renderer.tokenizer(text, add_special_tokens=False)["input_ids"])[
-                -cfg.data.max_length :
-            ]
-            samples.append(
-                TokenizedSample(ids, [IGNORE] * len(ids), record.source, text=messages[-1].content)
-            )
+    for record in load_records(spec, cfg, is_train):
+        messages = prompt_of(record)
+        if messages is None:
+            raise UserError(f"{record.source}: task {cfg.task.name} needs records with a prompt")
+        text = renderer.render(messages, add_generation_prompt=True)
+        ids = list(renderer.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if len(ids) > cfg.data.max_length:
+            if cfg.data.truncation == "error":
+                raise UserError(
+                    f"{record.source}: the prompt has {len(ids)} tokens, over data.max_length {cfg.data.max_length} "
+                    "(data.truncation: error)"
+                )
+            if cfg.data.truncation == "drop":
+                continue
+            ids = ids[-cfg.data.max_length :]
+        samples.append(TokenizedSample(ids, [IGNORE] * len(ids), record.source, text=messages[-1].content))
     if not samples:
         raise UserError("no prompt found in the data")
     return samples
@@ -307,23 +348,20 @@ class PpoTask(GrpoTask):
     def __init__(self) -> None:
         super().__init__()
         self.kl_controller: AdaptiveKLController | None = None
-        self.reuse: RolloutReuse | None = None
+        self.value_head: nn.Module | None = None
+        self.cfg_task: PpoConfig | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this run's PPO state: the adaptive KL coefficient and the rollout
-        being reused between epochs (tensors: the checkpoint stores them as safetensors)."""
-        saved: dict[str, Any] = {}
+        """GRPO's state and PPO's adaptive KL coefficient."""
+        saved = super().state_dict()
         if self.kl_controller is not None:
             saved["kl_coef"] = self.kl_controller.value
-        if self.reuse is not None:
-            saved["reuse"] = self.reuse.state_dict()
         return saved
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
+        super().load_state_dict(saved)
         if self.kl_controller is not None and "kl_coef" in saved:
             self.kl_controller.value = float(saved["kl_coef"])
-        if self.reuse is not None and "reuse" in saved:
-            self.reuse.load_state_dict(saved["reuse"])
 
     def objective(self, model: nn.Module, cfg: RunConfig, data: PreparedData) -> nn.Module:
         lm = TrainedTokenLM(model)
@@ -372,7 +410,7 @@ class PpoTask(GrpoTask):
     @torch.no_grad()
     def _score_rollout(self, model: nn.Module, batch: Batch, scores: torch.Tensor, texts: list[str]) -> Batch:
         """Old log-probs, reference log-probs, values, KL-penalised rewards, GAE → per-token extras."""
-        assert self.kl_controller is not None
+        assert self.kl_controller is not None and self.value_head is not None and self.cfg_task is not None
         task_cfg = self.cfg_task
         lm = TrainedTokenLM(model)
         device = next(model.parameters()).device
