@@ -1,6 +1,7 @@
 """The config reference (docs/config.md, `tunesmith config docs`), generated from the schema and the
-registries, so the documentation lists exactly the keys, types, defaults and help a run validates against
-(plugins included). A test keeps the committed page equal to this output."""
+registries (and the fields of summary.json, from its typed record), so the documentation lists exactly the
+keys, types, defaults and help a run validates against (plugins included). A test keeps the committed page
+equal to this output."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from tunesmith.config import CHOSEN, RunConfig, section_classes
+from tunesmith.runs import summary as summary_module
+from tunesmith.runs.summary import RunSummary
 from tunesmith.sections import Section
 
 
@@ -94,4 +97,15 @@ def config_reference() -> str:
         lines += _table(_rows(model, f"{section}.", set(nested)))
         for key, sub in nested.items():
             lines += [f"### `{section}.{key}`", ""] + _table(_rows(sub, f"{section}.{key}.", set()))
+    lines += _summary_fields()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary_fields() -> list[str]:
+    """What a run writes, from the typed record (`tunesmith.runs.summary`)."""
+    doc = " ".join((summary_module.__doc__ or "").split())
+    rows = [
+        f"| `{key}` | {_type_name(field.annotation)} | {(field.description or '').replace('|', '/')} |"
+        for key, field in RunSummary.model_fields.items()
+    ]
+    return ["## `summary.json`", "", doc, "", "| field | type | meaning |", "|---|---|---|", *rows, ""]

@@ -44,6 +44,7 @@ from tunesmith.runs.folder import LABELS_FILE, RunFolder
 from tunesmith.runs.record import RegistryEntry
 from tunesmith.runs.registry import final_metrics
 from tunesmith.runs.report import write_report
+from tunesmith.runs.summary import typed_summary
 from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_trackers
 from tunesmith.tasks import TASKS, Task
 from tunesmith.training import TrainingSession, build_session
@@ -167,6 +168,7 @@ def _train(
     summary["wall_s"] = time.perf_counter() - started
     summary["registry_id"] = registry.run_id
     summary["data_check"] = check_notes  # the fast checks' findings, for the model card
+    summary = typed_summary(summary)
     atomic_write_json(run.summary, summary)
     registry.finish(summary["status"], final_metrics(summary))
     reporter.summary(summary)
@@ -363,7 +365,7 @@ def _add_verdicts(
     general_before = before.get("general_perplexity_before")
     summary["forgetting"] = _forgetting(general_before, session.general_ppl(), reporter)
     _apply_gates(cfg, summary, reporter)
-    _flat_eval_metrics(summary)
+    _flat_eval_metrics(summary, session.task.summary_metrics)
 
 
 def _apply_gates(cfg: RunConfig, summary: dict[str, Any], reporter: Reporter) -> None:
@@ -374,13 +376,14 @@ def _apply_gates(cfg: RunConfig, summary: dict[str, Any], reporter: Reporter) ->
         summary["status"] = "failed-gate"
 
 
-def _flat_eval_metrics(summary: dict[str, Any]) -> None:
-    """Scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after)."""
+def _flat_eval_metrics(summary: dict[str, Any], headline: tuple[str, ...]) -> None:
+    """Scalar task metrics also flat: eval_<metric>_before / _after (e.g. eval_pref_accuracy_after), and the
+    task's headline metrics (`Task.summary_metrics`) as <metric>_before / _after."""
     for when in ("before", "after"):
         for key, value in (summary[f"eval_{when}"] or {}).items():
             if isinstance(value, float) and key not in ("eval_loss", "perplexity"):
                 summary[f"eval_{key}_{when}"] = value
-                if key in ("mean_reward", "kl"):  # the RL tasks' contract names
+                if key in headline:
                     summary[f"{key}_{when}"] = value
 
 

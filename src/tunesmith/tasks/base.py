@@ -65,6 +65,7 @@ class Task(Protocol):
 
     has_eval_loss: bool
     probes_memorization: bool
+    summary_metrics: tuple[str, ...]  # task metrics summary.json also holds as <metric>_before / _after
 
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
@@ -89,6 +90,7 @@ class TaskDefaults:
     config: type[TaskSection] = TaskSection
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
     probes_memorization = False  # True: samples are LM answers the memorization probe can cut
+    summary_metrics: tuple[str, ...] = ()
 
     def start(self) -> Task:
         fresh: Any = type(self)()  # every registered task class builds without arguments

@@ -116,6 +116,7 @@ class PpoConfig(RlConfig):
 class GrpoTask(InstructionTask):
     name = "grpo"
     config: type[TaskSection] = GrpoConfig
+    summary_metrics = ("mean_reward", "kl")
     probes_memorization = False
     has_eval_loss = False  # the objective needs fresh samples; held-out quality is the mean reward
 
