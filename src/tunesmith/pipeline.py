@@ -19,7 +19,7 @@ from typing import Any
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.prepare import PreparedData
-from tunesmith.data.templates import build_renderer
+from tunesmith.data.templates import run_renderer
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import (
     clean_stale,
@@ -122,7 +122,7 @@ def _train(
     method.check_model(cfg, load_model_config(source, cfg.model))
     tokenizer = load_tokenizer(source, cfg.model)
     # a classification head reads plain text: no chat template (encoders often have neither it nor EOS)
-    renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
+    renderer = run_renderer(cfg, tokenizer)
     task = TASKS.get(cfg.task.name).start()  # this run's own task object
     data = task.prepare(cfg, tokenizer, renderer)  # the loaders' own errors come first
     if cfg.eval.forgetting and not cfg.eval.none and not cfg.sequence_head:

@@ -4,7 +4,6 @@ metrics, general-text perplexity, checkpoints). `pipeline` decides the order; th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +12,13 @@ from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.engine.callbacks import Callback, LoopState
 from tunesmith.engine.checkpoint import save_checkpoint
-from tunesmith.engine.loop import LoopParts, evaluate_loss
+from tunesmith.engine.loop import LoopParts
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.watchers import Watchers
 from tunesmith.evaluate.forgetting import general_perplexity
-from tunesmith.evaluate.loss import build_eval_batches
+from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.methods import Method
+from tunesmith.modes import perplexity
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.record import run_identity
 from tunesmith.tasks import Task
@@ -54,7 +54,7 @@ class TrainingSession:
         return self.task.has_eval_loss and not self.cfg.eval.none
 
     def evaluate(self) -> float:
-        return evaluate_loss(self.accelerator, self.wrapped, self.eval_batches)
+        return compute_eval_loss(self.wrapped, self.eval_batches, self.accelerator)
 
     def checkpoint(self, step: int) -> None:
         """Weights, optimizer, scheduler, RNG, and the watchers' state (with early stopping's best weights)."""
@@ -77,7 +77,7 @@ class TrainingSession:
         metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
         if eval_loss is None:
             return metrics
-        return {"eval_loss": eval_loss, "perplexity": math.exp(min(eval_loss, 50.0)), **metrics}
+        return {"eval_loss": eval_loss, "perplexity": perplexity(eval_loss), **metrics}
 
     def general_ppl(self) -> float | None:
         """Perplexity on the general-text set (forgetting watch); None when it does not apply."""

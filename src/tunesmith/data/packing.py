@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tunesmith.data.records import TokenizedSample
-
-IGNORE = -100
+from tunesmith.data.records import IGNORE, TokenizedSample
 
 
 def pack_bins(lengths: list[int], max_length: int) -> list[list[int]]:

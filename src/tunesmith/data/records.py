@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+IGNORE = -100  # the label of a token that is not trained (transformers' ignore_index)
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -113,4 +115,4 @@ class TokenizedSample:
     @property
     def num_trained(self) -> int:
         # the first token is never predicted, so it never counts
-        return sum(1 for label in self.labels[1:] if label != -100)
+        return sum(1 for label in self.labels[1:] if label != IGNORE)

@@ -9,13 +9,14 @@ trained span ends with the end-of-turn token, so a tuned model learns to stop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.data.records import Conversation, Message, TextDocument, TokenizedSample
+from tunesmith.data.records import IGNORE, Conversation, Message, TextDocument, TokenizedSample
 from tunesmith.errors import UserError
 from tunesmith.sections import DataConfig
 
-IGNORE = -100
+if TYPE_CHECKING:
+    from tunesmith.config import RunConfig
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
@@ -49,6 +50,11 @@ class ChatRenderer:
                 add_generation_prompt=add_generation_prompt,
             )
         )
+
+
+def run_renderer(cfg: RunConfig, tokenizer: Any) -> ChatRenderer | None:
+    """The chat renderer a run's model reads and writes through; none for a scoring head (plain texts)."""
+    return None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
 
 
 def build_renderer(tokenizer: Any, name: str = "auto") -> ChatRenderer:

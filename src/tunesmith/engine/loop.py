@@ -25,6 +25,7 @@ from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.stopping import StopSignal
 from tunesmith.errors import UserError
+from tunesmith.modes import perplexity
 from tunesmith.sections import TrainConfig
 
 
@@ -115,7 +116,7 @@ def run_evaluation(parts: LoopParts, state: LoopState) -> float:
 
 
 def eval_record(step: int, eval_loss: float) -> dict[str, Any]:
-    return {"step": step, "eval_loss": eval_loss, "eval_perplexity": math.exp(min(eval_loss, 50.0))}
+    return {"step": step, "eval_loss": eval_loss, "eval_perplexity": perplexity(eval_loss)}
 
 
 def emit(callbacks: Sequence[Callback], event: Event, state: LoopState, record: dict[str, Any]) -> None:
@@ -248,17 +249,3 @@ def clip_gradients(acc: Any, model: nn.Module, max_norm: float | None) -> float:
         return float(acc.clip_grad_norm_(params, max_norm))
     grads = [p.grad.detach().norm(2) for p in params if p.grad is not None]
     return float(torch.norm(torch.stack(grads), 2)) if grads else 0.0
-
-
-@torch.no_grad()
-def evaluate_loss(acc: Any, model: nn.Module, batches: list[Batch]) -> float:
-    """Token-weighted mean loss over the whole eval set (not a mean of batch means)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=acc.device)
-    count = 0
-    for batch in batches:
-        with acc.autocast():
-            loss_sum += model(**to_device(batch, acc.device)).float()
-        count += batch.num_trained
-    total = float(acc.reduce(loss_sum, reduction="sum"))
-    return total / global_sum(acc, count)

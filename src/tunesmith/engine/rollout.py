@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tunesmith.modes import eval_mode
+
 
 @torch.no_grad()
 def sample_completions(
@@ -30,8 +32,6 @@ def sample_completions(
     input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in repeated])
     attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in repeated])
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     sampling: dict[str, Any] = (
         {"do_sample": False}
         if greedy
@@ -42,15 +42,15 @@ def sample_completions(
             "top_p": 1.0,
         }
     )
-    out = model.generate(  # type: ignore[operator]
-        input_ids=input_ids.to(device),
-        attention_mask=attention.to(device),
-        max_new_tokens=max_new_tokens,
-        eos_token_id=stop_ids,
-        pad_token_id=pad_id,
-        **sampling,
-    )
-    model.train(was_training)
+    with eval_mode(model):
+        out = model.generate(  # type: ignore[operator]
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            max_new_tokens=max_new_tokens,
+            eos_token_id=stop_ids,
+            pad_token_id=pad_id,
+            **sampling,
+        )
     completions = []
     for row in out[:, width:].tolist():
         cut = next((i + 1 for i, token in enumerate(row) if token in stop_ids), len(row))

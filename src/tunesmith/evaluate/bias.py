@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from tunesmith.errors import UserError
+from tunesmith.modes import eval_mode
+from tunesmith.objectives.logprobs import gather_logprobs
 
 SHIPPED_PAIRS = Path(__file__).with_name("bias_pairs.jsonl")
 WIDENED_BY = 0.1  # nats: a group's mean gap must grow by more than this to count as widened
@@ -50,17 +52,15 @@ def sentence_logprob(model: nn.Module, tokenizer: Any, texts: list[str]) -> list
     for text in texts:
         ids = tokenizer(text, return_tensors="pt")["input_ids"].to(device)
         logits = model(input_ids=ids).logits[:, -ids.shape[1] : -1].float()
-        out.append(float(torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).sum()))
+        out.append(float(gather_logprobs(logits, ids[:, 1:]).sum()))
     return out
 
 
 def group_gaps(model: nn.Module, tokenizer: Any, pairs: list[dict[str, str]]) -> dict[str, float]:
     """Mean |log p(A) − log p(B)| per group."""
-    was_training = model.training
-    model.eval()
-    a = sentence_logprob(model, tokenizer, [p["a"] for p in pairs])
-    b = sentence_logprob(model, tokenizer, [p["b"] for p in pairs])
-    model.train(was_training)
+    with eval_mode(model):
+        a = sentence_logprob(model, tokenizer, [p["a"] for p in pairs])
+        b = sentence_logprob(model, tokenizer, [p["b"] for p in pairs])
     gaps: dict[str, list[float]] = defaultdict(list)
     for pair, la, lb in zip(pairs, a, b, strict=True):
         gaps[pair["group"]].append(abs(la - lb))

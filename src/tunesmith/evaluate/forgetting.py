@@ -5,7 +5,6 @@ and `eval.general_data` replaces it with the user's own (JSONL with a `text` fie
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from tunesmith.data.sources import load_source
 from tunesmith.data.templates import tokenize_records
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
+from tunesmith.modes import perplexity
 from tunesmith.objectives.logprobs import TrainedTokenLM
 from tunesmith.sections import SourceConfig
 
@@ -39,4 +39,4 @@ def general_samples(cfg: RunConfig, tokenizer: Any) -> list[TokenizedSample]:
 def general_perplexity(model: Any, samples: list[TokenizedSample], cfg: RunConfig, pad_id: int) -> float:
     """exp(mean token loss), batched as the run's own eval data is batched."""
     batches = build_eval_batches(samples, cfg, pad_id)
-    return math.exp(min(compute_eval_loss(TrainedTokenLM(model), batches), 50.0))
+    return perplexity(compute_eval_loss(TrainedTokenLM(model), batches))

@@ -3,6 +3,7 @@ batched exactly as training evaluates."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from tunesmith.data.packing import Batch, build_rows, collate
 from tunesmith.data.records import TokenizedSample
+from tunesmith.modes import eval_mode
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
@@ -34,16 +36,19 @@ def build_eval_batches(
 
 
 @torch.no_grad()
-def compute_eval_loss(objective: nn.Module, batches: list[Batch]) -> float:
-    """Mean loss per trained target over all batches; `objective` maps batch tensors to a loss sum
-    (a task's objective module around the model, with its active adapter)."""
-    was_training = objective.training
-    objective.eval()
-    device = next(objective.parameters()).device
-    loss_sum, count = 0.0, 0
-    for batch in batches:
-        inputs = {k: v.to(device) for k, v in batch.model_inputs().items()}
-        loss_sum += float(objective(**inputs))
-        count += batch.num_trained
-    objective.train(was_training)
-    return loss_sum / max(count, 1)
+def compute_eval_loss(objective: nn.Module, batches: list[Batch], accelerator: Any = None) -> float:
+    """Mean loss per trained target over all batches (not a mean of batch means); OBJECTIVE maps batch
+    tensors to a loss sum (a task's objective around the model, with its active adapter). With ACCELERATOR
+    (training): its device and autocast, and the sums over every process, each holding its share."""
+    device = accelerator.device if accelerator is not None else next(objective.parameters()).device
+    autocast = accelerator.autocast if accelerator is not None else nullcontext
+    loss_sum, count = torch.zeros((), device=device), 0
+    with eval_mode(objective):
+        for batch in batches:
+            with autocast():
+                loss_sum += objective(**{k: v.to(device) for k, v in batch.model_inputs().items()}).float()
+            count += batch.num_trained
+    if accelerator is not None and accelerator.num_processes > 1:
+        loss_sum = accelerator.reduce(loss_sum, reduction="sum")
+        count = int(accelerator.reduce(torch.tensor(count, device=device), reduction="sum").item())
+    return float(loss_sum) / max(count, 1)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from tunesmith.data.records import TokenizedSample
+from tunesmith.modes import eval_mode
 from tunesmith.objectives.logprobs import IGNORE, TrainedTokenLM, sequence_logps
 
 FLAG_RATE_GAP = 0.2  # train − held-out verbatim rate above this is flagged
@@ -108,13 +109,9 @@ def memorization_probe(
     held_probes = pick(held, samples, seed, prefix_share, max_tokens)
     if not train_probes or not held_probes:
         return None
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         train_rate, train_loss = measure(model, train_probes, pad_id)
         held_rate, held_loss = measure(model, held_probes, pad_id)
-    finally:
-        model.train(was_training)
     flagged = train_rate - held_rate > FLAG_RATE_GAP or held_loss - train_loss > FLAG_LOSS_GAP
     return {
         "train_verbatim_rate": train_rate,

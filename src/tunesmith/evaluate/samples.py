@@ -9,6 +9,7 @@ import torch
 
 from tunesmith.data.records import Conversation, Message
 from tunesmith.data.templates import ChatRenderer
+from tunesmith.modes import eval_mode
 
 
 @torch.no_grad()
@@ -26,32 +27,31 @@ def generate_batch(
     texts = [renderer.render(p, add_generation_prompt=True) for p in prompts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: less padding
     answers: dict[int, str] = {}
-    was_training, side = model.training, tokenizer.padding_side
-    model.eval()
+    side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # new tokens follow every prompt directly
     device = next(model.parameters()).device
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            enc = tokenizer(
-                [texts[i] for i in chunk], add_special_tokens=False, padding=True, return_tensors="pt"
-            )
-            extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
-            out = model.generate(
-                input_ids=enc["input_ids"].to(device),
-                attention_mask=enc["attention_mask"].to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=stop_ids,
-                pad_token_id=tokenizer.pad_token_id,
-                **extra,
-            )
-            new = out[:, enc["input_ids"].shape[1] :]
-            for i, ids in zip(chunk, new, strict=True):
-                answers[i] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop or [])
+        with eval_mode(model):
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                enc = tokenizer(
+                    [texts[i] for i in chunk], add_special_tokens=False, padding=True, return_tensors="pt"
+                )
+                extra = {"stop_strings": stop, "tokenizer": tokenizer} if stop else {}
+                out = model.generate(
+                    input_ids=enc["input_ids"].to(device),
+                    attention_mask=enc["attention_mask"].to(device),
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    eos_token_id=stop_ids,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **extra,
+                )
+                new = out[:, enc["input_ids"].shape[1] :]
+                for i, ids in zip(chunk, new, strict=True):
+                    answers[i] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop or [])
     finally:
         tokenizer.padding_side = side
-        model.train(was_training)
     return [answers[i] for i in range(len(texts))]
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from tunesmith.data.templates import build_renderer
+from tunesmith.data.templates import run_renderer
 from tunesmith.errors import UserError
 from tunesmith.export import verify
 from tunesmith.export.card import CARD_MARK, model_card
@@ -157,7 +157,7 @@ def _load(run: RunModel, fmt: str) -> Loaded:
             f"--format adapter: method {run.method.name} does not save a peft adapter; use --format hf"
         )
     trained = run.method.load_trained(base, run.final).eval()
-    renderer = None if run.config.sequence_head else build_renderer(tokenizer, run.config.data.chat_template)
+    renderer = run_renderer(run.config, tokenizer)
     if renderer is not None and renderer.template is not None:
         tokenizer.chat_template = renderer.template  # the template the run trained with travels with it
     probes = [] if renderer is None else verify.build_probes(

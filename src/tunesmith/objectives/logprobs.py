@@ -13,10 +13,13 @@ import torch
 from torch import nn
 
 from tunesmith.data.packing import collate
-from tunesmith.data.records import TokenizedSample
+from tunesmith.data.records import IGNORE, TokenizedSample
 from tunesmith.objectives.causal_lm import causal_lm_loss_sum
 
-IGNORE = -100
+
+def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) under LOGITS (..., V) for TARGETS (...) → (...), in float32."""
+    return torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
 def _plain_model(model: nn.Module) -> Any:
@@ -105,9 +108,7 @@ class TrainedTokenLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Per row: (Σ log p of its trained tokens, number of trained tokens), both (B,)."""
         logits, targets, rows = self.trained_logits(input_ids, labels, None, attention_mask)
-        token_logps = (
-            torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        )  # (N,)
+        token_logps = gather_logprobs(logits, targets)  # (N,)
         sums = torch.zeros(input_ids.shape[0], device=logits.device).index_add(0, rows, token_logps)
         counts = torch.zeros(input_ids.shape[0], device=logits.device).index_add(
             0, rows, torch.ones_like(token_logps)

@@ -8,7 +8,6 @@ with `--task`. Runs of one method on one base share that base and are switched b
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from torch import nn
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.data.prepare import PreparedData
-from tunesmith.data.templates import build_renderer
+from tunesmith.data.templates import run_renderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.evaluate.samples import generate_answers
 from tunesmith.models.load import load_tokenizer, resolve_model
+from tunesmith.modes import perplexity
 from tunesmith.runs.tuned import RunModel, TunedModels, load_base, read_run
 from tunesmith.tasks import TASKS
 
@@ -114,7 +114,7 @@ def evaluate_model(
     cfg.data.train = cfg.data.eval = str(data_file)
     cfg.eval.none = False
     task = TASKS.get(cfg.task.name).start()
-    renderer = None if cfg.sequence_head else build_renderer(tokenizer, cfg.data.chat_template)
+    renderer = run_renderer(cfg, tokenizer)
     data = task.prepare(cfg, tokenizer, renderer, labels)
     objective = task.objective(model, cfg, data)
     loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, task=task))
@@ -128,7 +128,7 @@ def evaluate_model(
     examples = [
         {"input": i, "reference": r, "output": o} for (i, r), o in zip(inputs, outputs or [], strict=False)
     ]
-    return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0)), **metrics, "examples": examples}
+    return {"eval_loss": loss, "perplexity": perplexity(loss), **metrics, "examples": examples}
 
 
 def _example_inputs(data: PreparedData) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tunesmith.modes import eval_mode
 from tunesmith.serve.sampling import RowSampler, Sampling
 
 
@@ -145,9 +146,7 @@ def run_batch(model: nn.Module, tokenizer: Any, jobs: list[Job], stop_ids: list[
         pad_token_id=pad_id,
         eos_token_id=list(stop_ids),
     )
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         model.generate(  # type: ignore[operator]
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -155,8 +154,6 @@ def run_batch(model: nn.Module, tokenizer: Any, jobs: list[Job], stop_ids: list[
             logits_processor=LogitsProcessorList([_Picker(live, samplers, pads)]),
             stopping_criteria=StoppingCriteriaList([_Stopper(live, trackers, set(stop_ids))]),
         )
-    finally:
-        model.train(was_training)
     for job, tracker in zip(live, trackers, strict=True):
         if not job.done:  # generate ended on its own budget
             job.finish_reason = "length"

@@ -33,6 +33,7 @@ from tunesmith.data.templates import (
 from tunesmith.errors import UserError
 from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
+from tunesmith.modes import eval_mode
 from tunesmith.objectives.classification import SequenceClassifierLoss, balanced_class_weights
 from tunesmith.objectives.logprobs import TrainedTokenLM, sequence_logps
 from tunesmith.sections import SourceConfig, TaskSection
@@ -259,15 +260,11 @@ def class_scores(
 ) -> torch.Tensor:
     """(N, C) per-class scores: the head's logits, or the log-probability of each label word; a softmax
     over C gives the class probabilities either way."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with eval_mode(model):
         if cfg.sequence_head:
             return _predict_with_head(model, tokenizer, cfg, records, device)
         return _predict_by_scoring(model, needs_renderer(renderer), cfg, records, labels)
-    finally:
-        model.train(was_training)
 
 
 def _predict_with_head(

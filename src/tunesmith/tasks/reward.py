@@ -17,6 +17,7 @@ from tunesmith.data.prepare import PreparedData, train_and_held
 from tunesmith.data.records import PreferencePair, TokenizedSample
 from tunesmith.data.templates import IGNORE, ChatRenderer, TokenizeReport
 from tunesmith.models.load import ModelSource
+from tunesmith.modes import eval_mode
 from tunesmith.objectives.reward import bradley_terry_loss
 from tunesmith.sections import TaskSection
 from tunesmith.tasks.base import TaskDefaults
@@ -123,17 +124,14 @@ def score_samples(
     """The reward of every sample, (N,)."""
     from tunesmith.data.packing import collate
 
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     out = []
-    for start in range(0, len(samples), batch_size):
-        batch = collate([[s] for s in samples[start : start + batch_size]], pad_id, packed=False)
-        mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
-        out.append(
-            model(input_ids=batch.input_ids.to(device), attention_mask=mask).logits.squeeze(-1).float().cpu()
-        )
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(samples), batch_size):
+            batch = collate([[s] for s in samples[start : start + batch_size]], pad_id, packed=False)
+            mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+            logits = model(input_ids=batch.input_ids.to(device), attention_mask=mask).logits
+            out.append(logits.squeeze(-1).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -28,8 +28,9 @@ from tunesmith.engine.rollout import sample_completions
 from tunesmith.errors import UserError
 from tunesmith.methods import base_only
 from tunesmith.models.anatomy import hidden_size_of
+from tunesmith.modes import eval_mode
 from tunesmith.objectives.grpo import grpo_loss
-from tunesmith.objectives.logprobs import TrainedTokenLM
+from tunesmith.objectives.logprobs import TrainedTokenLM, gather_logprobs
 from tunesmith.objectives.plugins import advantage_estimators
 from tunesmith.objectives.ppo import (
     AdaptiveKLController,
@@ -271,7 +272,7 @@ def token_logps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(log-prob of every trained token (N,), its row (N,))."""
     logits, targets, rows = lm.trained_logits(input_ids, labels, None, mask)
-    return torch.log_softmax(logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1), rows
+    return gather_logprobs(logits, targets), rows
 
 
 @torch.no_grad()
@@ -280,10 +281,8 @@ def sampling_logps(model: nn.Module, batch: Batch) -> torch.Tensor:
     device = next(model.parameters()).device
     labels = batch.labels.to(device)
     mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
-    was_training = model.training
-    model.eval()
-    flat, _ = token_logps(TrainedTokenLM(model), batch.input_ids.to(device), labels, mask)
-    model.train(was_training)
+    with eval_mode(model):
+        flat, _ = token_logps(TrainedTokenLM(model), batch.input_ids.to(device), labels, mask)
     trained = labels[:, 1:] != IGNORE
     dense = torch.zeros(trained.shape, device=device)
     dense[trained] = flat
@@ -417,16 +416,14 @@ class PpoTask(GrpoTask):
         device = next(model.parameters()).device
         ids, labels = batch.input_ids.to(device), batch.labels.to(device)
         mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
-        was_training = model.training
-        model.eval()
-        hidden, targets, rows = lm.trained_hidden(ids, labels, mask)
-        logits = lm.output_projection(hidden).float()
-        logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
-        values = self.value_head(hidden.float()).squeeze(-1)
-        with base_only(model, self.method):
-            ref, _ = token_logps(lm, ids, labels, mask)
-        model.train(was_training)
+        with eval_mode(model):
+            hidden, targets, rows = lm.trained_hidden(ids, labels, mask)
+            logits = lm.output_projection(hidden).float()
+            logps = gather_logprobs(logits, targets)
+            entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
+            values = self.value_head(hidden.float()).squeeze(-1)
+            with base_only(model, self.method):
+                ref, _ = token_logps(lm, ids, labels, mask)
         trained = labels[:, 1:] != IGNORE  # (B, T-1)
         dense = {
             name: torch.zeros(trained.shape, device=device)
@@ -498,7 +495,7 @@ class PpoObjective(nn.Module):
         task = self.cfg.task
         hidden, targets, _rows = self.lm.trained_hidden(input_ids, labels, attention_mask)
         logits = self.lm.output_projection(hidden).float()
-        logps = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (N,)
+        logps = gather_logprobs(logits, targets)  # (N,)
         values = self.value_head(hidden.float()).squeeze(-1)  # (N,)
         trained = labels[:, 1:] != IGNORE
         column = torch.ones_like(logps).unsqueeze(-1)  # every token its own row: (N, 1)
