@@ -34,7 +34,7 @@ from tunesmith.sections import (
 )
 from tunesmith.tasks import TASKS
 
-DEFAULT_METHOD, DEFAULT_TASK = "lora", "instruction"
+DEFAULT_METHOD, DEFAULT_TASK = str(METHODS.default), str(TASKS.default)
 # config section → (its registry, the name used when the section does not give one)
 CHOSEN: dict[str, tuple[Any, str]] = {"method": (METHODS, DEFAULT_METHOD), "task": (TASKS, DEFAULT_TASK)}
 

@@ -15,9 +15,12 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name → component table for one axis of variation (formats, methods, ...)."""
 
-    def __init__(self, kind: str, config_key: str, plugin_group: str | None = None) -> None:
+    def __init__(
+        self, kind: str, config_key: str, plugin_group: str | None = None, default: str | None = None
+    ) -> None:
         self.kind = kind
         self.config_key = config_key
+        self.default = default  # the name a config that chooses none gets
         self._items: dict[str, T] = {}
         # installed packages' components (entry points) join at the first lookup, not at import: a plugin
         # module imports tunesmith's seams, which must be fully loaded by then

@@ -144,6 +144,8 @@ class TaskSection(ComponentSection):
     """The `task:` section of one task. Traits the cross-field checks and the pipeline ask about:"""
 
     kind: ClassVar[str] = "task"
+    # the record format the task reads its data as, whatever data.format says (None: any chat format)
+    record_format: ClassVar[str | None] = None
 
     @property
     def sequence_head(self) -> bool:

@@ -37,9 +37,10 @@ class PreparedData:
 def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> PreparedData:
     data = cfg.data
     train_sources = [load_source(s) for s in normalise_sources(data.train, data)]
-    if cfg.task.name == "causal_lm" and any(s.format_name != "text" for s in train_sources):
-        bad = next(s for s in train_sources if s.format_name != "text")
-        raise UserError(f"task causal_lm trains on plain text, but {bad.path} has format {bad.format_name}")
+    wanted = cfg.task.record_format
+    bad = next((s for s in train_sources if wanted and s.format_name != wanted), None)
+    if bad is not None:
+        raise UserError(f"task {cfg.task.name} reads {wanted} records, but {bad.path} has format {bad.format_name}")
     train_records = mix_sources(train_sources, cfg.train.seed, cfg.data.num_mix_samples)
     eval_records: list[Record] = []
     if not cfg.eval.none:

@@ -18,7 +18,7 @@ from tunesmith.methods.qlora import QloraMethod
 from tunesmith.methods.vera import VeraMethod
 from tunesmith.registry import Registry
 
-METHODS: Registry[Method] = Registry("method", "method.name", plugin_group="tunesmith.methods")
+METHODS: Registry[Method] = Registry("method", "method.name", plugin_group="tunesmith.methods", default="lora")
 for _method in (
     FullMethod(),
     FreezeMethod(),

@@ -62,7 +62,7 @@ def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None)
         raise UserError(f"--data {data_file} does not exist")
     targets = resolve_targets(texts, task)
     labels = next((t.run.labels for t in targets if t.run is not None and t.run.labels), None)
-    if labels is None and targets[0].config.task.name == "classification":  # plain models: the file's labels
+    if labels is None and targets[0].config.task.record_format == "classification":  # plain models: file labels
         from tunesmith.tasks.classification import label_names, read_labeled
 
         labels = label_names(read_labeled(str(data_file), targets[0].config))

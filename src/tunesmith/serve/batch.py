@@ -155,7 +155,7 @@ def generate_file(
     if progress is not None:
         progress.start(len(todo))
     for chunk in _chunks(todo, batch_size * 4):
-        if target.config.sequence_head or target.config.task.name == "classification":
+        if target.config.sequence_head or target.config.task.record_format == "classification":
             records = _classify(target, rows, chunk)
         else:
             records = _answer(target, rows, chunk, sampling, n, batch_size)

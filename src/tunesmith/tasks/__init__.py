@@ -12,7 +12,7 @@ from tunesmith.tasks.preference import DpoTask
 from tunesmith.tasks.reward import RewardTask
 from tunesmith.tasks.rl import GrpoTask, PpoTask
 
-TASKS: Registry[Task] = Registry("task", "task.name", plugin_group="tunesmith.tasks")
+TASKS: Registry[Task] = Registry("task", "task.name", plugin_group="tunesmith.tasks", default="instruction")
 for _task in (
     InstructionTask(),
     CausalLmTask(),

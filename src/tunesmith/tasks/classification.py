@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -48,6 +48,7 @@ MAX_LISTED = 10  # rows named in one error line
 
 class ClassificationConfig(TaskSection):
     name: Literal["classification"] = "classification"
+    record_format: ClassVar[str | None] = "classification"  # texts with labels (data.text_field, ...)
     head: Literal["auto", "sequence", "generate"] = Field(
         "auto",
         description="classification: sequence (a classification head; on decoders over the last token) or "

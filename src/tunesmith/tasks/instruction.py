@@ -3,7 +3,7 @@ next-token loss on trained tokens; their metric is the eval loss / perplexity th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from torch import nn
 
@@ -34,6 +34,7 @@ class CausalLmConfig(TaskSection):
     """Plain text (domain adaptation): nothing to set beyond `data:`."""
 
     name: Literal["causal_lm"] = "causal_lm"
+    record_format: ClassVar[str | None] = "text"
 
 
 class InstructionTask(TaskDefaults):

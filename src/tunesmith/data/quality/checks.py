@@ -44,7 +44,7 @@ def record_format(cfg: RunConfig | None) -> tuple[str, dict[str, str]]:
     """The record format and column mapping the run's task reads its data with."""
     if cfg is None:
         return "auto", {}
-    if cfg.task.name == "classification":
+    if cfg.task.record_format == "classification":
         columns = {"text": cfg.data.text_field, "label": cfg.data.label_field}
         if cfg.data.text_pair_field:
             columns["text_pair"] = cfg.data.text_pair_field
