@@ -155,7 +155,7 @@ Seed = Annotated[int | None, typer.Option("--seed", help="seed of the sampling (
 
 def _sampling(temperature: float, top_p: float, top_k: int, max_new_tokens: int, repetition_penalty: float,
               seed: int | None) -> Any:
-    from tunesmith.serve.sampling import Sampling
+    from tunesmith.inference.sampling import Sampling
 
     return Sampling(temperature, top_p, top_k, repetition_penalty, max_new_tokens, seed)
 

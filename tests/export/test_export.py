@@ -32,8 +32,8 @@ def test_hf_export_is_verified_and_carries_a_model_card(tiny_runs: dict[str, Pat
 
     served = load_served(str(out))  # an exported folder is a TARGET like any model folder
     from tunesmith.data.records import Message
-    from tunesmith.serve.engine import Job, run_batch
-    from tunesmith.serve.sampling import Sampling
+    from tunesmith.inference.engine import Job, run_batch
+    from tunesmith.inference.sampling import Sampling
 
     job = run_batch(served.model, served.tokenizer,
                     [Job(served.chat_ids([Message("user", "Say something.")]), Sampling(max_new_tokens=6))],

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tunesmith.data.records import Message
-from tunesmith.serve.engine import Job, TextTracker, run_batch
-from tunesmith.serve.sampling import Sampling
+from tunesmith.inference.engine import Job, TextTracker, run_batch
+from tunesmith.inference.sampling import Sampling
 from tunesmith.serve.target import load_served
 
 

@@ -66,8 +66,8 @@ def test_chat_and_completions_plain_and_streaming(server: ServerProcess) -> None
 def answer_alone(run: Path, prompt: str) -> str:
     """The run loaded on its own base, in this process: what the server must reproduce."""
     from tunesmith.data.records import Message
-    from tunesmith.serve.engine import Job, run_batch
-    from tunesmith.serve.sampling import Sampling
+    from tunesmith.inference.engine import Job, run_batch
+    from tunesmith.inference.sampling import Sampling
     from tunesmith.serve.target import load_served
 
     target = load_served(str(run))

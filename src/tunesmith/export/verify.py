@@ -21,8 +21,8 @@ import torch
 
 from tunesmith.data.records import Message
 from tunesmith.data.templates import ChatRenderer
-from tunesmith.serve.engine import Job, run_batch
-from tunesmith.serve.sampling import Sampling
+from tunesmith.inference.engine import Job, run_batch
+from tunesmith.inference.sampling import Sampling
 
 PROBES = [
     "In two sentences, why would a bank flag a card payment as possible fraud?",

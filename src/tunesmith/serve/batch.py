@@ -21,8 +21,8 @@ from tunesmith.data.readers import read_rows
 from tunesmith.data.records import LabeledText, Message
 from tunesmith.errors import UserError
 from tunesmith.files import append_jsonl
-from tunesmith.serve.engine import Job, batches_by_length, run_batch
-from tunesmith.serve.sampling import Sampling
+from tunesmith.inference.engine import Job, batches_by_length, run_batch
+from tunesmith.inference.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget
 
 ADDED = (

@@ -19,8 +19,8 @@ from typing import TextIO
 
 from tunesmith.data.records import Message
 from tunesmith.errors import UserError
-from tunesmith.serve.engine import Job, run_batch
-from tunesmith.serve.sampling import Sampling
+from tunesmith.inference.engine import Job, run_batch
+from tunesmith.inference.sampling import Sampling
 from tunesmith.serve.target import LoadedTarget
 
 HELP = """commands:

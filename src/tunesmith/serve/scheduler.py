@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tunesmith.serve.engine import Job, run_batch
+from tunesmith.inference.engine import Job, run_batch
 from tunesmith.serve.target import LoadedTarget
 
 

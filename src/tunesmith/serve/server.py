@@ -21,7 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from tunesmith.data.records import Message
-from tunesmith.serve.engine import Job
+from tunesmith.inference.engine import Job
+from tunesmith.inference.sampling import Sampling
 from tunesmith.serve.openai_api import (
     ApiError,
     ChatRequest,
@@ -32,7 +33,6 @@ from tunesmith.serve.openai_api import (
     parse_request,
     usage,
 )
-from tunesmith.serve.sampling import Sampling
 from tunesmith.serve.scheduler import QueueFull, Scheduler, Ticket
 from tunesmith.serve.target import LoadedTarget
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from tunesmith.inference.sampling import RowSampler, Sampling
 from tunesmith.modes import eval_mode
-from tunesmith.serve.sampling import RowSampler, Sampling
 
 
 @dataclass
