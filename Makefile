@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-methods bench-data bench-serve llama-cpp clean
+.PHONY: demo test install dev lint bench bench-methods bench-data bench-serve bench-estimate llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-data: $(VENV)/.installed
 
 bench-serve: $(VENV)/.dev
 	$(BIN)/python benchmarks/bench_serve.py
+
+bench-estimate: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_estimate.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -143,8 +143,8 @@ def serial_baseline(run: Path, texts: list[str], max_tokens: int) -> dict[str, f
 
 
 def generate_comparison(run: Path, texts: list[str], max_tokens: int, work: Path) -> dict[str, float]:
-    from tunesmith.serve.batch import generate_file
     from tunesmith.inference.sampling import Sampling
+    from tunesmith.serve.batch import generate_file
     from tunesmith.serve.target import load_served
 
     data = work / "prompts.jsonl"

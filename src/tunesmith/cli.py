@@ -119,6 +119,32 @@ def config_docs(
 
 
 @app.command()
+def estimate(
+    config: Annotated[Path, typer.Argument(help="run config (YAML)")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="dotted overrides")] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="cpu (this machine), cuda, or a GPU: t4, l4, a100-80, h100, ...")
+    ] = "cpu",
+    memory_gb: Annotated[float | None, typer.Option("--memory-gb", help="memory to plan for instead of the device's")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the estimate as JSON here")] = None,
+) -> None:
+    """What a run will cost before it runs: parameters, peak memory by part, time, whether it fits, the
+    largest micro-batch that fits, and the cheapest changes that would fit. Reads the model's config and the
+    data, never the weights; measures a one- and two-block probe of the run's step (seconds).
+
+    Example: tunesmith estimate examples/demo/config.yaml --device t4
+    """
+    from tunesmith.estimate.estimator import estimate_config
+    from tunesmith.estimate.report import print_estimate
+    from tunesmith.files import atomic_write_json
+
+    found = estimate_config(config, overrides or [], device, memory_gb)
+    print_estimate(found)
+    if json_out is not None:
+        atomic_write_json(json_out, found.to_json())
+
+
+@app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a run folder (runs/NAME)")],
     out: Annotated[Path, typer.Option("--out", help="folder (hf, adapter) or FILE.gguf to write")],

@@ -34,6 +34,7 @@ from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.stopping import RunInterrupted, StopSignal
 from tunesmith.errors import UserError
+from tunesmith.estimate.estimator import estimate_for_run
 from tunesmith.evaluate.forgetting import general_samples
 from tunesmith.evaluate.gates import check_gates
 from tunesmith.evaluate.samples import generate_answers
@@ -47,7 +48,7 @@ from tunesmith.runs.report import write_report
 from tunesmith.runs.summary import typed_summary
 from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_trackers
 from tunesmith.tasks import TASKS, Task
-from tunesmith.training import TrainingSession, build_session
+from tunesmith.training import TrainingSession, apply_run_settings, build_session
 
 
 @dataclass
@@ -128,6 +129,7 @@ def _train(
     if cfg.eval.forgetting and not cfg.eval.none and not cfg.sequence_head:
         data.general = general_samples(cfg, tokenizer)
     check_notes = run_fast_checks(cfg)
+    estimate = estimate_for_run(cfg, source, tokenizer, data)  # before the model loads: its probe is small
     reporter = Reporter(run, quiet, cfg.train.log_every_steps)
     # method settings that do not fit the model fail here, before the run folder exists
     try:
@@ -168,6 +170,7 @@ def _train(
     summary["wall_s"] = time.perf_counter() - started
     summary["registry_id"] = registry.run_id
     summary["data_check"] = check_notes  # the fast checks' findings, for the model card
+    summary["estimate"] = estimate  # beside the measurement: peak_memory_mb, train_s
     summary = typed_summary(summary)
     atomic_write_json(run.summary, summary)
     registry.finish(summary["status"], final_metrics(summary))
@@ -231,16 +234,9 @@ def build_model(
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
     base = task.load_model(source, cfg, labels, tokenizer, **method.load_kwargs(cfg.method))
-    model: Any = method.apply(base, cfg.method)
-    if cfg.train.neftune_alpha is not None:
-        from tunesmith.engine.neftune import attach_neftune
+    return apply_run_settings(base, cfg, method)
 
-        attach_neftune(model, cfg.train.neftune_alpha)
-    if cfg.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
-    return model
+
 
 
 # keys a resumed run may change: they do not change what is trained (logging, checkpoint cadence, how

@@ -174,3 +174,18 @@ def build_session(
         cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
         total_steps, eval_batches, watchers, run_identity(cfg), collate_fn=collate_fn,
     )  # fmt: skip
+
+
+def apply_run_settings(base: Any, cfg: RunConfig, method: Method) -> Any:
+    """The method, NEFTune and gradient checkpointing on a loaded model: what training (and the estimator's
+    probe) runs."""
+    model: Any = method.apply(base, cfg.method)
+    if cfg.train.neftune_alpha is not None:
+        from tunesmith.engine.neftune import attach_neftune
+
+        attach_neftune(model, cfg.train.neftune_alpha)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    return model

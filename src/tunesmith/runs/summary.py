@@ -48,6 +48,9 @@ class RunSummary(BaseModel):
     wall_s: float = Field(description="seconds from start to summary, loading and evaluation included")
     registry_id: int | None = Field(description="the run's row in the run registry (None when it is unusable)")
     data_check: list[str] = Field(default_factory=list, description="the fast data checks' findings")
+    estimate: dict[str, Any] | None = Field(
+        None, description="what `tunesmith estimate` predicted before training: peak_memory_mb, train_s, breakdown"
+    )
 
 
 def typed_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class Task(Protocol):
     has_eval_loss: bool
     probes_memorization: bool
     summary_metrics: tuple[str, ...]  # task metrics summary.json also holds as <metric>_before / _after
+    estimable: bool  # `tunesmith estimate` can probe its step (no reference log-probs or rollouts needed)
 
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
@@ -91,6 +92,7 @@ class TaskDefaults:
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
     probes_memorization = False  # True: samples are LM answers the memorization probe can cut
     summary_metrics: tuple[str, ...] = ()
+    estimable = True
 
     def start(self) -> Task:
         fresh: Any = type(self)()  # every registered task class builds without arguments

@@ -77,6 +77,7 @@ class DpoConfig(TaskSection):
 class DpoTask(InstructionTask):
     name = "dpo"
     config: type[TaskSection] = DpoConfig
+    estimable = False  # its step needs reference log-probs / rollouts
     probes_memorization = False
 
     def prepare(

@@ -117,6 +117,7 @@ class PpoConfig(RlConfig):
 class GrpoTask(InstructionTask):
     name = "grpo"
     config: type[TaskSection] = GrpoConfig
+    estimable = False  # its step needs reference log-probs / rollouts
     summary_metrics = ("mean_reward", "kl")
     probes_memorization = False
     has_eval_loss = False  # the objective needs fresh samples; held-out quality is the mean reward

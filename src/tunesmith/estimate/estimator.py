@@ -1,0 +1,263 @@
+"""What a run will cost before it runs: parameters, peak memory by part, time, whether it fits, and the
+cheapest changes that would make it fit. Weights are never read: parameter counts come from the model
+built on the meta device, activation memory and speed from the probe (`probe.py`: the run's own method,
+task objective, precision and batch shape on a one- and a two-block model built from the config).
+
+Peak memory = framework (Python, torch, tokenizer, data: a constant measured on this machine) + weights +
+gradients and AdamW's two moments of the trainable weights + activations (the bytes autograd keeps for
+backward, per block times the number of blocks plus the embedding / head / loss part, times a factor for
+the allocator's slack and the backward pass's buffers, fitted on measured runs).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+
+from tunesmith.config import RunConfig, load_config
+from tunesmith.data.templates import run_renderer
+from tunesmith.engine.precision import resolve_mixed_precision
+from tunesmith.errors import UserError
+from tunesmith.estimate.devices import GPU_UTILISATION, Device, find_device
+from tunesmith.estimate.probe import ProbeResult, adamw_seconds_per_param, probe_step
+from tunesmith.methods import METHODS, count_parameters
+from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
+from tunesmith.tasks import TASKS
+from tunesmith.training import apply_run_settings
+
+# fitted by least squares on this machine's runs (benchmarks/bench_estimate.py): the resident memory of a
+# training process beyond weights, optimizer state and activations (Python, torch, tokenizer, data), and
+# the resident memory per byte autograd keeps (allocator slack, the backward pass's own buffers); on a GPU
+# `peak_memory_mb` is the allocator's peak, which holds neither the interpreter nor the CUDA context
+FRAMEWORK_MB = {"cpu": 680.0, "cuda": 300.0}
+ACTIVATION_FACTOR = {"cpu": 1.22, "cuda": 1.1}
+STEP_OVERHEAD = 1.1  # collation and bookkeeping beyond forward, backward and the optimizer step
+HEADROOM = 0.92  # share of the device's memory a run may plan to use
+
+
+@dataclass
+class Estimate:
+    device: str
+    total_params: int
+    trainable_params: int
+    peak_memory_mb: float
+    train_s: float
+    fits: bool
+    max_micro_batch: int
+    breakdown: dict[str, float]  # MB
+    steps: int
+    tokens_per_step: float  # tokens (padding included) in one optimizer step
+    flops_per_token: float
+    memory_mb: float  # what the device offers
+    notes: list[str] = field(default_factory=list)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Plan:
+    """What the estimate needs from the run's data: the step count and the micro-batches' shape."""
+
+    steps: int
+    widest: list[Any]  # the widest micro-batch's rows (peak memory)
+    tokens_per_micro: float  # mean padded tokens per micro-batch (time)
+    data: Any
+
+
+def estimate_config(config: Any, overrides: list[str] | None = None, device: str = "cpu",
+                    memory_gb: float | None = None) -> Estimate:
+    cfg = load_config(config, overrides or [])
+    return estimate_run(cfg, find_device(device, memory_gb))
+
+
+def estimate_run(cfg: RunConfig, device: Device, suggest: bool = True) -> Estimate:
+    task = _estimable_task(cfg)
+    source = resolve_model(cfg.model)
+    tokenizer = load_tokenizer(source, cfg.model)
+    plan = _plan(cfg, task, tokenizer)
+    result = _estimate(cfg, device, source, tokenizer, task, plan)
+    if suggest and not result.fits:
+        result.suggestions = _suggestions(cfg, device, source, tokenizer, task, plan, result)
+    return result
+
+
+def _estimable_task(cfg: RunConfig) -> Any:
+    task = TASKS.get(cfg.task.name).start()  # a fresh one: the probe builds its objective
+    if not task.estimable:
+        raise UserError(
+            f"estimate: task {cfg.task.name} is not estimated yet (its step needs reference log-probs or "
+            "rollouts); the summary of a run of it has its measured peak memory and time"
+        )
+    return task
+
+
+def _plan(cfg: RunConfig, task: Any, tokenizer: Any, data: Any = None) -> _Plan:
+    if data is None:
+        data = task.prepare(cfg, tokenizer, run_renderer(cfg, tokenizer))
+    rows = task.rows(data.train, cfg)
+    if not rows:
+        raise UserError("estimate: the training data gives no rows")
+    per_step = cfg.train.batch_size * cfg.train.grad_accum
+    steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * math.ceil(len(rows) / per_step)))
+    widths = sorted(sum(len(s) for s in row) for row in rows)
+    order = sorted(range(len(rows)), key=lambda i: -sum(len(s) for s in rows[i]))
+    widest = [rows[i] for i in order[: cfg.train.batch_size]]
+    if cfg.data.packing or cfg.data.group_by_length:
+        mean_width = sum(widths) / len(widths)  # rows of similar width batch together
+    else:  # a random micro-batch pads to its widest row: the expected largest of B draws
+        mean_width = widths[min(len(widths) - 1, int(len(widths) * (1 - 1 / (cfg.train.batch_size + 1))))]
+    return _Plan(steps, widest, cfg.train.batch_size * mean_width, data)
+
+
+def _model_class(cfg: RunConfig) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if cfg.sequence_head else AutoModelForCausalLM
+
+
+def _config_with(model_config: Any, blocks: int | None, cfg: RunConfig, labels: list[str], pad_id: int) -> Any:
+    config = model_config.__class__.from_dict(model_config.to_dict())
+    if blocks is not None:
+        config.num_hidden_layers = blocks
+    if cfg.sequence_head:
+        config.num_labels = max(1, len(labels)) if cfg.task.name != "reward" else 1
+        config.pad_token_id = pad_id
+    return config
+
+
+def _counts(cfg: RunConfig, model_config: Any, labels: list[str], pad_id: int) -> tuple[int, int]:
+    from accelerate import init_empty_weights
+
+    method = METHODS.get(cfg.method.name)
+    with init_empty_weights():
+        model = _model_class(cfg).from_config(_config_with(model_config, None, cfg, labels, pad_id))
+    output, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    if getattr(model.config, "tie_word_embeddings", False) and output is not None and inputs is not None:
+        output.weight = inputs.weight  # shared embeddings count once (tied outside: meta re-creates parameters)
+    with init_empty_weights():
+        model = method.apply(model, cfg.method)
+    return count_parameters(model)
+
+
+def _probe(cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: int, device: Device) -> ProbeResult:
+    method = METHODS.get(cfg.method.name)
+    dtype = pick_dtype(cfg.model.dtype)
+
+    def build(blocks: int) -> Any:
+        torch.manual_seed(0)
+        config = _config_with(model_config, blocks, cfg, plan.data.labels, pad_id)
+        model = _model_class(cfg).from_config(config, dtype=dtype)
+        return task.objective(apply_run_settings(model, cfg, method), cfg, plan.data)
+
+    precision = resolve_mixed_precision(cfg.train.mixed_precision)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    autocast = partial(torch.autocast, "cpu", dtype=half) if half is not None else nullcontext
+    batch = task.collate(plan.widest, pad_id, bool(cfg.data.packing))
+    return probe_step(build, batch, autocast)
+
+
+def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task: Any, plan: _Plan) -> Estimate:
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(source.folder, trust_remote_code=cfg.model.trust_remote_code)
+    blocks = int(model_config.num_hidden_layers)
+    pad_id = tokenizer.pad_token_id
+    trainable, total = _counts(cfg, model_config, plan.data.labels, pad_id)
+    probe = _probe(cfg, model_config, task, plan, pad_id, device)
+    recompute_mb = 0.0  # checkpointing: backward recomputes one block at a time, which then holds all it saves
+    if cfg.train.gradient_checkpointing:
+        plain = cfg.model_copy(update={"train": cfg.train.model_copy(update={"gradient_checkpointing": False})})
+        recompute_mb = _probe(plain, model_config, task, plan, pad_id, device).saved_per_block_mb
+    weight_bytes = torch.finfo(pick_dtype(cfg.model.dtype)).bits / 8
+    if cfg.method.name == "qlora":
+        weight_bytes = 0.55  # 4-bit NF4 with its constants
+    on_cpu = device.kind == "cpu"
+    saved = probe.saved_per_block_mb * blocks + probe.saved_rest_mb + recompute_mb
+    activations = ACTIVATION_FACTOR[device.kind] * saved
+    breakdown = {
+        "framework": FRAMEWORK_MB[device.kind],
+        "weights": total * weight_bytes / 2**20,
+        "gradients": trainable * 4 / 2**20,
+        "optimizer": trainable * 8 / 2**20,
+        "activations": activations,
+    }
+    peak = sum(breakdown.values())
+    capacity = device.memory_gb * 1024
+    fixed = peak - activations
+    per_row = activations / max(1, len(plan.widest))
+    max_micro = max(0, int((capacity * HEADROOM - fixed) // per_row)) if per_row > 0 else cfg.train.batch_size
+    tokens_per_step = plan.tokens_per_micro * cfg.train.grad_accum
+    recompute = 2 * total if cfg.train.gradient_checkpointing else 0
+    flops_per_token = 4.0 * total + 2.0 * trainable + recompute  # forward, input gradients, weight gradients
+    if on_cpu:
+        seconds_per_token = (probe.seconds_per_block * blocks + probe.seconds_rest) / max(1, probe.tokens)
+        per_param, first_per_param = adamw_seconds_per_param()
+        step_s = seconds_per_token * tokens_per_step * STEP_OVERHEAD + per_param * trainable
+        train_s = step_s * plan.steps + first_per_param * trainable
+    else:
+        assert device.peak_tflops is not None
+        train_s = tokens_per_step * plan.steps * flops_per_token / (device.peak_tflops * 1e12 * GPU_UTILISATION)
+    notes = []
+    if not on_cpu:
+        notes.append(f"time from {device.peak_tflops} TFLOP/s at {GPU_UTILISATION:.0%} utilisation (not measured)")
+    return Estimate(
+        device=device.name, total_params=total, trainable_params=trainable, peak_memory_mb=peak, train_s=train_s,
+        fits=peak <= capacity * HEADROOM, max_micro_batch=max_micro, breakdown=breakdown, steps=plan.steps,
+        tokens_per_step=tokens_per_step, flops_per_token=flops_per_token, memory_mb=capacity, notes=notes,
+    )  # fmt: skip
+
+
+def _suggestions(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task: Any, plan: _Plan,
+                 base: Estimate) -> list[dict[str, Any]]:
+    """The changes that would fit, cheapest first (by estimated time), each with its estimate."""
+    tried: list[tuple[str, list[str]]] = []
+    if not cfg.train.gradient_checkpointing:
+        tried.append(("turn on gradient checkpointing", ["train.gradient_checkpointing=true"]))
+    if cfg.data.max_length > 64:
+        half = cfg.data.max_length // 2
+        tried.append((f"halve data.max_length to {half}", [f"data.max_length={half}"]))
+    if cfg.method.name in ("full", "freeze"):
+        tried.append(("train a LoRA (r 16) instead", ["method={name: lora, r: 16, alpha: 32}"]))
+    if 0 < base.max_micro_batch < cfg.train.batch_size:
+        factor = math.ceil(cfg.train.batch_size / base.max_micro_batch)
+        micro = cfg.train.batch_size // factor
+        accum = cfg.train.grad_accum * factor
+        tried.append((f"micro-batch {micro} with grad_accum {accum} (same effective batch)",
+                      [f"train.batch_size={micro}", f"train.grad_accum={accum}"]))
+    found = []
+    for change, overrides in tried:
+        try:
+            changed = load_config(_with_method(cfg, overrides), [o for o in overrides if not o.startswith("method=")])
+            estimate = _estimate(changed, device, source, tokenizer, task, _plan(changed, task, tokenizer))
+        except UserError:
+            continue
+        if estimate.fits:
+            found.append({"change": change, "overrides": overrides, "peak_memory_mb": estimate.peak_memory_mb,
+                          "train_s": estimate.train_s})
+    return sorted(found, key=lambda s: s["train_s"])
+
+
+def _with_method(cfg: RunConfig, overrides: list[str]) -> Any:
+    raw = cfg.model_dump(mode="json")
+    if any(o.startswith("method=") for o in overrides):
+        raw["method"] = {"name": "lora", "r": 16, "alpha": 32}
+    return raw
+
+
+def estimate_for_run(cfg: RunConfig, source: Any, tokenizer: Any, data: Any) -> dict[str, Any] | None:
+    """A run's own estimate for its summary (`estimate.peak_memory_mb`, `estimate.train_s`), from the data it
+    has prepared; None when the task is not estimable or the probe fails (it must never stop a run)."""
+    try:
+        task = _estimable_task(cfg)
+        device = find_device("cuda" if torch.cuda.is_available() else "cpu", None)
+        found = _estimate(cfg, device, source, tokenizer, task, _plan(cfg, task, tokenizer, data))
+    except Exception:  # the estimate is a report, not a step of the run: its absence says it failed
+        return None
+    return {"peak_memory_mb": found.peak_memory_mb, "train_s": found.train_s, "breakdown": found.breakdown}
