@@ -13,10 +13,9 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_estimate.py"
 MEMORY_TOLERANCE, TIME_TOLERANCE = 0.20, 0.25
-# LoRA with gradient checkpointing on 2048-token batches sits at the edge (memory about -20%, time about
-# +25% across runs here): what backward's recomputation holds is modelled as one block's activations, and
-# it measures more; held to a wider bound until that is understood (see the README's estimate table)
-WIDER = {"lora-512-gc": 0.35}
+# a run of a few seconds cannot be timed to 25% on a shared 2-core machine (its first step alone varies by
+# a second): below this many measured seconds, time is held to the wider bound
+SHORT_RUN_S, SHORT_RUN_TOLERANCE = 5.0, 0.40
 
 
 @pytest.mark.slow
@@ -28,7 +27,10 @@ def test_estimates_hold_on_real_runs() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench.measure(name, 3, Path(tmp)) for name in bench.CONFIGS]
     print("\n" + bench.table(rows))
-    memory_misses = [r["config"] for r in rows if abs(r["memory_error"]) > WIDER.get(r["config"], MEMORY_TOLERANCE)]
-    time_misses = [r["config"] for r in rows if abs(r["time_error"]) > WIDER.get(r["config"], TIME_TOLERANCE)]
+    memory_misses = [r["config"] for r in rows if abs(r["memory_error"]) > MEMORY_TOLERANCE]
+    time_misses = [
+        r["config"] for r in rows
+        if abs(r["time_error"]) > (SHORT_RUN_TOLERANCE if r["measured_s"] < SHORT_RUN_S else TIME_TOLERANCE)
+    ]
     assert not memory_misses, bench.table(rows)
     assert not time_misses, bench.table(rows)

@@ -37,6 +37,9 @@ from tunesmith.training import apply_run_settings
 FRAMEWORK_MB = {"cpu": 680.0, "cuda": 300.0}
 ACTIVATION_FACTOR = {"cpu": 1.22, "cuda": 1.1}
 STEP_OVERHEAD = 1.1  # collation and bookkeeping beyond forward, backward and the optimizer step
+# with gradient checkpointing, backward's recomputation holds more than the one block it recomputes: in
+# blocks' worth of un-checkpointed activations, fitted to the checkpointed runs here (LoRA and full)
+RECOMPUTE_BLOCKS = 5.0
 HEADROOM = 0.92  # share of the device's memory a run may plan to use
 
 
@@ -171,10 +174,11 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
     pad_id = tokenizer.pad_token_id
     trainable, total = _counts(cfg, model_config, plan.data.labels, pad_id)
     probe = _probe(cfg, model_config, task, plan, pad_id, device)
-    recompute_mb = 0.0  # checkpointing: backward recomputes one block at a time, which then holds all it saves
+    recompute_mb = 0.0  # checkpointing: backward recomputes blocks, which then hold all they save
     if cfg.train.gradient_checkpointing:
         plain = cfg.model_copy(update={"train": cfg.train.model_copy(update={"gradient_checkpointing": False})})
-        recompute_mb = _probe(plain, model_config, task, plan, pad_id, device).saved_per_block_mb
+        recomputed = min(RECOMPUTE_BLOCKS, max(1.0, blocks - 1.0))  # never more than a model has
+        recompute_mb = recomputed * _probe(plain, model_config, task, plan, pad_id, device).saved_per_block_mb
     weight_bytes = torch.finfo(pick_dtype(cfg.model.dtype)).bits / 8
     if cfg.method.name == "qlora":
         weight_bytes = 0.55  # 4-bit NF4 with its constants
