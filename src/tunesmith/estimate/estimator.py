@@ -239,7 +239,9 @@ def _suggestions(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, ta
     for change, overrides in tried:
         try:
             changed = load_config(_with_method(cfg, overrides), [o for o in overrides if not o.startswith("method=")])
-            estimate = _estimate(changed, device, source, tokenizer, task, _plan(changed, task, tokenizer))
+            same_samples = changed.data.max_length == cfg.data.max_length  # else: tokenize again
+            changed_plan = _plan(changed, task, tokenizer, plan.data if same_samples else None)
+            estimate = _estimate(changed, device, source, tokenizer, task, changed_plan)
         except UserError:
             continue
         if estimate.fits:

@@ -21,20 +21,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunesmith.data.packing import build_rows, collate
-from tunesmith.data.records import IGNORE, TokenizedSample
-
-
-@dataclass(frozen=True)
-class StepShape:
-    """The micro-batch a run feeds: rows, their width, and how the samples fill them."""
-
-    rows: int  # micro-batch size
-    sample_length: int  # tokens per sample (mean of the data, or max_length)
-    trained_share: float  # share of a sample's tokens that are trained (answers)
-    max_length: int
-    packed: bool
-
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -43,22 +29,6 @@ class ProbeResult:
     seconds_per_block: float  # forward + backward of one block on the probe batch
     seconds_rest: float
     tokens: int  # tokens in the probe batch
-
-
-def synthetic_batch(shape: StepShape, vocab: int, seed: int = 0) -> Any:
-    """A batch built the way training builds one (packing, padding, masks) from samples of the given
-    length, each with its trained tail."""
-    gen = torch.Generator().manual_seed(seed)
-    length = max(2, min(shape.sample_length, shape.max_length))
-    per_row = max(1, shape.max_length // length) if shape.packed else 1
-    samples = []
-    for _ in range(shape.rows * per_row):
-        ids = torch.randint(3, vocab, (length,), generator=gen).tolist()
-        trained = max(1, round(length * shape.trained_share))
-        labels = [IGNORE] * (length - trained) + ids[length - trained :]
-        samples.append(TokenizedSample(ids, labels, "probe"))
-    rows = build_rows(samples, shape.max_length, shape.packed)[: shape.rows]
-    return collate(rows, 0, shape.packed)
 
 
 def _saved_bytes_and_time(objective: nn.Module, batch: Any) -> tuple[int, float]:
