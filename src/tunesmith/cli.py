@@ -602,6 +602,10 @@ def _write_json(path: Path, payload: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if argv is None:  # a process of its own (not a call from Python): the allocator can still be chosen
+        from tunesmith.allocator import reexec_with_tcmalloc
+
+        reexec_with_tcmalloc(args)
     try:
         code = app(args=args, standalone_mode=False)
     except UserError as exc:

@@ -133,7 +133,8 @@ def _train(
     reporter = Reporter(run, quiet, cfg.train.log_every_steps)
     # method settings that do not fit the model fail here, before the run folder exists
     try:
-        model = build_model(cfg, method, task, source, data.labels, tokenizer)
+        checkpoint = estimate.get("checkpointed_blocks") if estimate else None
+        model = build_model(cfg, method, task, source, data.labels, tokenizer, checkpoint)
     except Exception as exc:
         if is_out_of_memory(exc):
             raise UserError(out_of_memory_advice(cfg)) from None
@@ -189,7 +190,7 @@ def out_of_memory_advice(cfg: RunConfig) -> str:
                      "(same effective batch)")
     if d.max_length > 256:
         fixes.append(f"data.max_length={d.max_length // 2}")
-    if not t.gradient_checkpointing:
+    if t.gradient_checkpointing is not True:
         fixes.append("train.gradient_checkpointing=true")
     if not t.auto_micro_batch and t.batch_size > 1:
         fixes.append("train.auto_micro_batch=true (halves the micro-batch on OOM, same effective batch)")
@@ -225,7 +226,8 @@ def run_fast_checks(cfg: RunConfig) -> list[str]:
 
 
 def build_model(
-    cfg: RunConfig, method: Method, task: Task, source: Any, labels: list[str], tokenizer: Any
+    cfg: RunConfig, method: Method, task: Task, source: Any, labels: list[str], tokenizer: Any,
+    checkpoint: int | None = None,
 ) -> Any:
     """The task's model with the method applied (seeded, so method initialisation is reproducible)."""
     from accelerate.utils import set_seed
@@ -234,7 +236,7 @@ def build_model(
     if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it for deterministic GEMMs
     base = task.load_model(source, cfg, labels, tokenizer, **method.load_kwargs(cfg.method))
-    return apply_run_settings(base, cfg, method)
+    return apply_run_settings(base, cfg, method, checkpoint)
 
 
 

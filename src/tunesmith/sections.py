@@ -215,7 +215,25 @@ class TrainConfig(Section):
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 autocast where the GPU or CPU runs bf16 natively, else none"
     )
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto",
+        description="recompute blocks' activations in backward instead of keeping them: true (all blocks, or "
+        "checkpoint_layers of them), false, or auto: the fewest blocks for which the estimate fits "
+        "memory_budget_gb (none when the run fits without)",
+    )
+    checkpoint_layers: int | None = Field(
+        None, ge=1, description="with gradient_checkpointing true: how many blocks, spread evenly (null: all)"
+    )
+    memory_budget_gb: float | None = Field(
+        None, gt=0, description="gradient_checkpointing auto: the peak memory to stay under (null: the device's "
+        "memory less headroom)",
+    )
+    base_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="the frozen base of adapter methods (LoRA family, adapters, prompts, IA3): auto holds it in "
+        "bfloat16 when training runs in bf16 autocast (no per-op weight casts, half the weight memory); the trained "
+        "weights, their gradients and optimizer state stay float32",
+    )
     label_smoothing: float = Field(
         0.0,
         ge=0,

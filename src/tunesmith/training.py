@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.engine.callbacks import Callback, LoopState
 from tunesmith.engine.checkpoint import save_checkpoint
 from tunesmith.engine.loop import LoopParts
 from tunesmith.engine.optim import build_optimizer, build_scheduler
+from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.watchers import Watchers
 from tunesmith.evaluate.forgetting import general_perplexity
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
@@ -176,16 +179,67 @@ def build_session(
     )  # fmt: skip
 
 
-def apply_run_settings(base: Any, cfg: RunConfig, method: Method) -> Any:
-    """The method, NEFTune and gradient checkpointing on a loaded model: what training (and the estimator's
-    probe) runs."""
+def frozen_base_dtype(cfg: RunConfig, method: Method, base: Any) -> torch.dtype | None:
+    """bfloat16 when the run's frozen base may be held in bf16: a switchable method (what is saved is the
+    adapter, never the base), a base that is not quantized, and bf16 autocast (or asked for)."""
+    if not method.config.switchable or getattr(base, "hf_quantizer", None) is not None:
+        return None
+    choice = cfg.train.base_dtype
+    if choice == "auto":
+        return torch.bfloat16 if resolve_mixed_precision(cfg.train.mixed_precision) == "bf16" else None
+    return torch.bfloat16 if choice == "bfloat16" else None
+
+
+def hold_frozen_in(model: Any, dtype: torch.dtype) -> None:
+    """Cast the frozen floating-point parameters to DTYPE; trained ones, and buffers (rotary
+    frequencies), stay as they are. autocast then runs bf16 matmuls on them without casting each op."""
+    for param in model.parameters():
+        if not param.requires_grad and param.is_floating_point() and param.dtype != dtype:
+            param.data = param.data.to(dtype)
+
+
+def checkpointed_blocks(cfg: RunConfig, blocks: int) -> int:
+    """How many of the model's BLOCKS the config checkpoints when it says so itself (auto: 0, until the
+    estimator chooses)."""
+    if cfg.train.gradient_checkpointing is not True:
+        return 0
+    return min(blocks, cfg.train.checkpoint_layers or blocks)
+
+
+def enable_checkpointing(model: Any, count: int) -> None:
+    """Gradient checkpointing on COUNT of the model's blocks, spread evenly (transformers' own per-block
+    switch); the input embeddings require grad so a frozen base still passes gradients through."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    chosen = {int((j + 0.5) * len(layers) / count) for j in range(count)} if count < len(layers) else None
+    for index, layer in enumerate(layers):
+        layer.gradient_checkpointing = chosen is None or index in chosen
+
+
+def block_count(model_config: Any) -> int:
+    return int(getattr(model_config, "num_hidden_layers", 0) or getattr(model_config, "n_layer", 0) or 1)
+
+
+def apply_run_settings(base: Any, cfg: RunConfig, method: Method, checkpoint: int | None = None) -> Any:
+    """The method, NEFTune and gradient checkpointing (CHECKPOINT blocks when given, else what the config
+    says) on a loaded model: what training (and the estimator's probe) runs."""
     model: Any = method.apply(base, cfg.method)
+    if frozen_base_dtype(cfg, method, base) == torch.bfloat16:
+        hold_frozen_in(model, torch.bfloat16)
     if cfg.train.neftune_alpha is not None:
         from tunesmith.engine.neftune import attach_neftune
 
         attach_neftune(model, cfg.train.neftune_alpha)
-    if cfg.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if hasattr(model, "enable_input_require_grads"):
-            model.enable_input_require_grads()
+    blocks = block_count(base.config)
+    count = checkpointed_blocks(cfg, blocks) if checkpoint is None else min(checkpoint, blocks)
+    if count > 0:
+        enable_checkpointing(model, count)
     return model

@@ -28,7 +28,7 @@ from tunesmith.estimate.probe import ProbeResult, adamw_seconds_per_param, probe
 from tunesmith.methods import METHODS, count_parameters
 from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
 from tunesmith.tasks import TASKS
-from tunesmith.training import apply_run_settings
+from tunesmith.training import apply_run_settings, block_count, checkpointed_blocks, frozen_base_dtype
 
 # fitted by least squares on this machine's runs (benchmarks/bench_estimate.py): the resident memory of a
 # training process beyond weights, optimizer state and activations (Python, torch, tokenizer, data), and
@@ -41,6 +41,10 @@ STEP_OVERHEAD = 1.1  # collation and bookkeeping beyond forward, backward and th
 # blocks' worth of un-checkpointed activations, fitted to the checkpointed runs here (LoRA and full)
 RECOMPUTE_BLOCKS = 5.0
 HEADROOM = 0.92  # share of the device's memory a run may plan to use
+
+
+class BudgetTooSmall(UserError):
+    """train.memory_budget_gb below every setting's estimate: stops a run before it starts."""
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Estimate:
     flops_per_token: float
     memory_mb: float  # what the device offers
     notes: list[str] = field(default_factory=list)
+    checkpointed_blocks: int = 0  # blocks whose activations backward recomputes (auto: chosen here)
     suggestions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -166,55 +171,110 @@ def _probe(cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: in
     return probe_step(build, batch, autocast)
 
 
+def _with_checkpointing(cfg: RunConfig, on: bool) -> RunConfig:
+    train = cfg.train.model_copy(update={"gradient_checkpointing": on, "checkpoint_layers": None})
+    return cfg.model_copy(update={"train": train})
+
+
+class _Probes:
+    """The probe of the run's step without and with checkpointing, each made once, when first needed."""
+
+    def __init__(self, cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: int, device: Device):
+        self.args = (model_config, task, plan, pad_id, device)
+        self.cfg = cfg
+        self.made: dict[bool, ProbeResult] = {}
+
+    def get(self, checkpointed: bool) -> ProbeResult:
+        if checkpointed not in self.made:
+            self.made[checkpointed] = _probe(_with_checkpointing(self.cfg, checkpointed), *self.args)
+        return self.made[checkpointed]
+
+
+def _activations_mb(probes: _Probes, blocks: int, count: int) -> float:
+    """Bytes autograd keeps with COUNT of BLOCKS checkpointed (MB), before the allocator's factor."""
+    plain = probes.get(False) if count < blocks else None
+    ckpt = probes.get(True) if count > 0 else None
+    saved = (plain or ckpt).saved_rest_mb  # type: ignore[union-attr]
+    if plain is not None:
+        saved += plain.saved_per_block_mb * (blocks - count)
+    if ckpt is not None:  # backward's recomputation holds more than the one block it recomputes
+        recomputed = min(RECOMPUTE_BLOCKS, max(1.0, blocks - 1.0), float(count))
+        saved += ckpt.saved_per_block_mb * count + recomputed * probes.get(False).saved_per_block_mb
+    return saved
+
+
+def _weights_mb(cfg: RunConfig, total: int, trainable: int) -> float:
+    if cfg.method.name == "qlora":
+        return total * 0.55 / 2**20  # 4-bit NF4 with its constants
+    full = torch.finfo(pick_dtype(cfg.model.dtype)).bits / 8
+    frozen = 2.0 if frozen_base_dtype(cfg, METHODS.get(cfg.method.name), None) == torch.bfloat16 else full
+    return (trainable * full + (total - trainable) * frozen) / 2**20
+
+
+def _choose_checkpointing(cfg: RunConfig, budget_mb: float, fixed_mb: float, probes: _Probes, blocks: int,
+                          factor: float) -> int:
+    """gradient_checkpointing auto: the fewest checkpointed blocks whose estimate fits BUDGET_MB."""
+    for count in range(blocks + 1):  # memory falls with every block: the first that fits is the fastest
+        if fixed_mb + factor * _activations_mb(probes, blocks, count) <= budget_mb:
+            return count
+    if cfg.train.memory_budget_gb is not None:
+        smallest = fixed_mb + factor * _activations_mb(probes, blocks, blocks)
+        raise BudgetTooSmall(
+            f"train.memory_budget_gb {cfg.train.memory_budget_gb:g}: no setting fits; the smallest estimate, "
+            f"every block checkpointed, is {smallest / 1024:.1f} GB (lower train.batch_size or data.max_length)"
+        )
+    return blocks
+
+
 def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task: Any, plan: _Plan) -> Estimate:
     from transformers import AutoConfig
 
     model_config = AutoConfig.from_pretrained(source.folder, trust_remote_code=cfg.model.trust_remote_code)
-    blocks = int(model_config.num_hidden_layers)
+    blocks = block_count(model_config)
     pad_id = tokenizer.pad_token_id
     trainable, total = _counts(cfg, model_config, plan.data.labels, pad_id)
-    probe = _probe(cfg, model_config, task, plan, pad_id, device)
-    recompute_mb = 0.0  # checkpointing: backward recomputes blocks, which then hold all they save
-    if cfg.train.gradient_checkpointing:
-        plain = cfg.model_copy(update={"train": cfg.train.model_copy(update={"gradient_checkpointing": False})})
-        recomputed = min(RECOMPUTE_BLOCKS, max(1.0, blocks - 1.0))  # never more than a model has
-        recompute_mb = recomputed * _probe(plain, model_config, task, plan, pad_id, device).saved_per_block_mb
-    weight_bytes = torch.finfo(pick_dtype(cfg.model.dtype)).bits / 8
-    if cfg.method.name == "qlora":
-        weight_bytes = 0.55  # 4-bit NF4 with its constants
+    probes = _Probes(cfg, model_config, task, plan, pad_id, device)
     on_cpu = device.kind == "cpu"
-    saved = probe.saved_per_block_mb * blocks + probe.saved_rest_mb + recompute_mb
-    activations = ACTIVATION_FACTOR[device.kind] * saved
+    factor = ACTIVATION_FACTOR[device.kind]
     breakdown = {
         "framework": FRAMEWORK_MB[device.kind],
-        "weights": total * weight_bytes / 2**20,
+        "weights": _weights_mb(cfg, total, trainable),
         "gradients": trainable * 4 / 2**20,
         "optimizer": trainable * 8 / 2**20,
-        "activations": activations,
     }
-    peak = sum(breakdown.values())
+    fixed = sum(breakdown.values())
     capacity = device.memory_gb * 1024
-    fixed = peak - activations
+    notes = []
+    count = checkpointed_blocks(cfg, blocks)
+    if cfg.train.gradient_checkpointing == "auto":
+        budget = cfg.train.memory_budget_gb * 1024 if cfg.train.memory_budget_gb else capacity * HEADROOM
+        count = _choose_checkpointing(cfg, budget, fixed, probes, blocks, factor)
+        notes.append(f"gradient checkpointing (auto): {count} of {blocks} blocks for {budget / 1024:.1f} GB")
+    activations = factor * _activations_mb(probes, blocks, count)
+    breakdown["activations"] = activations
+    peak = fixed + activations
     per_row = activations / max(1, len(plan.widest))
     max_micro = max(0, int((capacity * HEADROOM - fixed) // per_row)) if per_row > 0 else cfg.train.batch_size
     tokens_per_step = plan.tokens_per_micro * cfg.train.grad_accum
-    recompute = 2 * total if cfg.train.gradient_checkpointing else 0
+    recompute = 2 * total * count / blocks
     flops_per_token = 4.0 * total + 2.0 * trainable + recompute  # forward, input gradients, weight gradients
     if on_cpu:
-        seconds_per_token = (probe.seconds_per_block * blocks + probe.seconds_rest) / max(1, probe.tokens)
+        timed = [(probes.get(False), blocks - count), (probes.get(True), count)] if count else [(probes.get(False), blocks)]
+        probe = timed[0][0] if count < blocks else probes.get(True)
+        block_s = sum(p.seconds_per_block * n for p, n in timed if n)
+        seconds_per_token = (block_s + probe.seconds_rest) / max(1, probe.tokens)
         per_param, first_per_param = adamw_seconds_per_param()
         step_s = seconds_per_token * tokens_per_step * STEP_OVERHEAD + per_param * trainable
         train_s = step_s * plan.steps + first_per_param * trainable
     else:
         assert device.peak_tflops is not None
         train_s = tokens_per_step * plan.steps * flops_per_token / (device.peak_tflops * 1e12 * GPU_UTILISATION)
-    notes = []
-    if not on_cpu:
         notes.append(f"time from {device.peak_tflops} TFLOP/s at {GPU_UTILISATION:.0%} utilisation (not measured)")
     return Estimate(
         device=device.name, total_params=total, trainable_params=trainable, peak_memory_mb=peak, train_s=train_s,
         fits=peak <= capacity * HEADROOM, max_micro_batch=max_micro, breakdown=breakdown, steps=plan.steps,
         tokens_per_step=tokens_per_step, flops_per_token=flops_per_token, memory_mb=capacity, notes=notes,
+        checkpointed_blocks=count,
     )  # fmt: skip
 
 
@@ -222,7 +282,7 @@ def _suggestions(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, ta
                  base: Estimate) -> list[dict[str, Any]]:
     """The changes that would fit, cheapest first (by estimated time), each with its estimate."""
     tried: list[tuple[str, list[str]]] = []
-    if not cfg.train.gradient_checkpointing:
+    if base.checkpointed_blocks == 0:
         tried.append(("turn on gradient checkpointing", ["train.gradient_checkpointing=true"]))
     if cfg.data.max_length > 64:
         half = cfg.data.max_length // 2
@@ -264,6 +324,9 @@ def estimate_for_run(cfg: RunConfig, source: Any, tokenizer: Any, data: Any) -> 
         task = _estimable_task(cfg)
         device = find_device("cuda" if torch.cuda.is_available() else "cpu", None)
         found = _estimate(cfg, device, source, tokenizer, task, _plan(cfg, task, tokenizer, data))
+    except BudgetTooSmall:
+        raise
     except Exception:  # the estimate is a report, not a step of the run: its absence says it failed
         return None
-    return {"peak_memory_mb": found.peak_memory_mb, "train_s": found.train_s, "breakdown": found.breakdown}
+    return {"peak_memory_mb": found.peak_memory_mb, "train_s": found.train_s, "breakdown": found.breakdown,
+            "checkpointed_blocks": found.checkpointed_blocks}

@@ -15,6 +15,7 @@ from torch import nn
 
 from tunesmith.errors import UserError
 from tunesmith.methods.base import DEFAULT_NAME, MethodDefaults
+from tunesmith.methods.dropout import lean_adapter_dropout
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
@@ -39,7 +40,9 @@ class PeftMethod(MethodDefaults):
     def apply(self, model: nn.Module, cfg: Any) -> nn.Module:
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(model, cfg))  # type: ignore[arg-type]
+        peft_model = get_peft_model(model, self.peft_config(model, cfg))  # type: ignore[arg-type]
+        lean_adapter_dropout(peft_model)
+        return peft_model
 
     def save(self, model: nn.Module, out_dir: Path) -> None:
         model.save_pretrained(out_dir)  # type: ignore[operator]

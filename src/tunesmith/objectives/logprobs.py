@@ -14,7 +14,7 @@ from torch import nn
 
 from tunesmith.data.packing import collate
 from tunesmith.data.records import IGNORE, TokenizedSample
-from tunesmith.objectives.causal_lm import causal_lm_loss_sum
+from tunesmith.objectives.causal_lm import causal_lm_loss_sum, linear_cross_entropy_sum
 
 
 def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -100,8 +100,13 @@ class TrainedTokenLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         **_: torch.Tensor,
     ) -> torch.Tensor:
+        smoothing = self.label_smoothing if self.training else 0.0
+        projection = _plain_model(self.model).get_output_embeddings() if self.direct else None
+        if type(projection) is nn.Linear:  # a plain projection: the loss in chunks, no (N, V) logits
+            hidden, targets, _rows = self.trained_hidden(input_ids, labels, attention_mask, position_ids)
+            return linear_cross_entropy_sum(hidden, projection, targets, smoothing)
         logits, targets, _rows = self.trained_logits(input_ids, labels, position_ids, attention_mask)
-        return causal_lm_loss_sum(logits, targets, self.label_smoothing if self.training else 0.0)
+        return causal_lm_loss_sum(logits, targets, smoothing)
 
     def answer_logps(
         self, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
