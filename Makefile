@@ -67,7 +67,7 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/vs_trl.py
 
 bench-methods: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_methods.py
