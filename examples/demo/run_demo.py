@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 
 from tunesmith import train
+from tunesmith.allocator import use_tcmalloc
 from tunesmith.errors import UserError
 
 
 def main() -> int:
+    use_tcmalloc()  # less resident memory than the C library's malloc (tunesmith/allocator.py)
     config = Path(__file__).with_name("config.yaml")
     try:
         result = train(config, sys.argv[1:], overwrite=True)

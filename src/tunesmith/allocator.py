@@ -46,14 +46,25 @@ def tcmalloc_env(environ: dict[str, str]) -> dict[str, str] | None:
     return {**environ, "LD_PRELOAD": preload, ENV: "tcmalloc", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 
 
-def reexec_with_tcmalloc(args: list[str]) -> None:
-    """Replace this process by itself under tcmalloc, for a heavy command (returns when not needed)."""
-    command = next((a for a in args if not a.startswith("-")), None)
-    if command not in HEAVY_COMMANDS:
-        return
+def use_tcmalloc(argv: list[str] | None = None) -> None:
+    """Replace this process by itself (python + ARGV, default sys.argv) under tcmalloc; returns when it
+    already runs under it, when it is not installed, or with TUNESMITH_ALLOCATOR=system. A script calls it
+    first thing, before its heavy work (examples/demo/run_demo.py does)."""
     env = tcmalloc_env(dict(os.environ))
     if env is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "tunesmith", *args], env)
+    os.execve(sys.executable, [sys.executable, *(sys.argv if argv is None else argv)], env)
+
+
+def reexec_with_tcmalloc(args: list[str]) -> None:
+    """`tunesmith ARGS` under tcmalloc, for a heavy command (returns when not needed)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in HEAVY_COMMANDS:
+        use_tcmalloc(["-m", "tunesmith", *args])
+
+
+def current() -> str:
+    """The allocator of this process: tcmalloc (preloaded) or the C library's malloc."""
+    return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "libc"

@@ -234,6 +234,9 @@ class TrainConfig(Section):
         "bfloat16 when training runs in bf16 autocast (no per-op weight casts, half the weight memory); the trained "
         "weights, their gradients and optimizer state stay float32",
     )
+    compile: bool = Field(
+        False, description="torch.compile the training forward (falls back to eager with one warning line)"
+    )
     label_smoothing: float = Field(
         0.0,
         ge=0,

@@ -14,6 +14,7 @@ from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.engine.callbacks import Callback, LoopState
 from tunesmith.engine.checkpoint import save_checkpoint
+from tunesmith.engine.compile import compile_forward
 from tunesmith.engine.loop import LoopParts
 from tunesmith.engine.optim import build_optimizer, build_scheduler
 from tunesmith.engine.precision import resolve_mixed_precision
@@ -160,6 +161,8 @@ def build_session(
     )
     total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
     wrapped = task.objective(model, cfg, data)
+    if cfg.train.compile:
+        compile_forward(wrapped, say)
     optimizer = build_optimizer(
         wrapped, cfg.train, method.optimizer_class(cfg.method), method.lr_scale(cfg.method)
     )

@@ -215,3 +215,32 @@ def test_a_budget_nothing_fits_is_one_line(make_config: Callable[..., dict[str, 
     assert len(lines) == 1 and "train.memory_budget_gb 0.01: no setting fits" in lines[0]
     assert "GB" in lines[0]
     assert not (tmp_path / "runs" / "t").exists()
+
+
+def test_a_failing_compile_falls_back_with_one_warning(
+    make_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(train={"max_steps": 3})
+    eager = train(config, ["output.name=eager"], quiet=True)
+
+    def broken(fn: Any, **_: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("backend exploded\nsecond line")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    fallback = train(config, ["output.name=fallback", "train.compile=true"], quiet=True)
+    assert _losses(fallback) == _losses(eager)
+    warnings = [line for line in (fallback.run_dir / "train.log").read_text().splitlines() if "train.compile" in line]
+    assert len(warnings) == 1 and "backend exploded" in warnings[0] and "second line" not in warnings[0]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(make_config: Callable[..., dict[str, Any]]) -> None:
+    config = make_config(train={"max_steps": 3})
+    eager = train(config, ["output.name=eager"], quiet=True)
+    compiled = train(config, ["output.name=compiled", "train.compile=true"], quiet=True)
+    log = (compiled.run_dir / "train.log").read_text()
+    assert "torch.compile failed" not in log
+    assert _losses(compiled) == pytest.approx(_losses(eager), rel=1e-4)
