@@ -31,7 +31,7 @@ from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
 from tunesmith.tasks import TASKS
 from tunesmith.training import apply_run_settings, block_count, checkpointed_blocks, frozen_base_dtype
 
-# fitted by least squares on this machine's runs (benchmarks/bench_estimate.py): the resident memory of a
+# fitted by least squares on this machine's runs under tcmalloc (benchmarks/bench_estimate.py): the resident memory of a
 # training process beyond weights, optimizer state and activations (Python, torch, tokenizer, data), and
 # the resident memory per byte autograd keeps (allocator slack, the backward pass's own buffers); on a GPU
 # `peak_memory_mb` is the allocator's peak, which holds neither the interpreter nor the CUDA context
@@ -40,7 +40,7 @@ ACTIVATION_FACTOR = {"cpu": 1.22, "cuda": 1.1}
 STEP_OVERHEAD = 1.1  # collation and bookkeeping beyond forward, backward and the optimizer step
 # with gradient checkpointing, backward's recomputation holds more than the one block it recomputes: in
 # blocks' worth of un-checkpointed activations, fitted to the checkpointed runs here (LoRA and full)
-RECOMPUTE_BLOCKS = 5.0
+RECOMPUTE_BLOCKS = 8.0
 # glibc malloc's fragmentation of freed activations, against tcmalloc's (measured on the same run:
 # resident 8.2 GB vs 5.8 GB): a Python-API run without tcmalloc preloaded
 LIBC_MALLOC_SLACK = 1.4
