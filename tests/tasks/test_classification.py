@@ -84,6 +84,7 @@ def test_classification_learns_on_a_tiny_decoder(
     assert sum(map(sum, after["confusion_matrix"])) == 15
     assert after["accuracy"] > max(before["accuracy"], floor), (before["accuracy"], after["accuracy"])
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
+    assert before["majority_class_accuracy"] == pytest.approx(1 / 3)  # balanced classes: always one label
 
 
 def test_metrics_match_sklearn_definitions() -> None:

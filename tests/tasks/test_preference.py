@@ -64,6 +64,7 @@ def test_dpo_losses_learn_the_preference(
     assert summary["eval_loss_after"] < summary["eval_loss_before"]
     assert summary["eval_pref_accuracy_after"] == 1.0
     assert summary["eval_reward_margin_after"] > 0
+    assert 0.0 <= summary["eval_choice_accuracy_before"] <= 1.0  # the base model's own choice
     if loss not in ("simpo", "orpo"):  # policy = reference at the start: no preference yet
         assert summary["eval_pref_accuracy_before"] == 0.0
         at_start = {"ipo": 25.0, "hinge": 1.0}.get(loss, 0.6931)  # every loss at h = 0
@@ -156,3 +157,14 @@ def test_kto_record_without_label(make_config: Callable[..., dict[str, Any]], tm
     config["data"]["train"] = str(write_jsonl(tmp_path / "kto.jsonl", rows))
     with pytest.raises(UserError, match=r"kto.jsonl:2: field 'label' must be true \(thumbs up\) or false"):
         train(config, quiet=True)
+
+
+def test_choice_accuracy_is_the_models_own_choice_per_token() -> None:
+    import torch
+
+    from tunesmith.tasks.preference import choice_accuracy
+
+    policy = torch.tensor([[-1.0, -2.0], [-3.0, -1.0], [-2.0, -2.0], [-4.0, -3.0]])
+    lengths = torch.tensor([[1, 1], [1, 1], [2, 2], [4, 1]])
+    # pair 1 chosen wins, 2 loses, 3 ties (half), 4 wins per token (-1 vs -3) though it loses in sum
+    assert choice_accuracy(policy, lengths) == pytest.approx(2.5 / 4)

@@ -139,8 +139,19 @@ class ClassificationTask(TaskDefaults):
         predicted = predict(model, tokenizer, renderer, cfg, records, data.labels)
         truth = [data.labels.index(str(r.label)) for r in records]
         scores = classification_metrics(truth, predicted, data.labels)
+        scores["majority_class_accuracy"] = majority_class_accuracy(data, records)
         scores["predictions"] = [data.labels[i] for i in predicted]
         return scores
+
+
+def majority_class_accuracy(data: PreparedData, records: list[LabeledText]) -> float:
+    """The accuracy of always answering the training data's most common label (ties: the first label):
+    the baseline a fresh head's chance-level "before" should be read against."""
+    counts = {str(k): v for k, v in (data.stats.get("class_counts") or {}).items()}
+    if not records or not counts:
+        return 0.0
+    majority = max(data.labels, key=lambda label: counts.get(label, 0))
+    return sum(str(r.label) == majority for r in records) / len(records)
 
 
 def read_labeled(spec: str | list[str | SourceConfig], cfg: RunConfig, is_train: bool = False) -> list[LabeledText]:

@@ -142,10 +142,20 @@ class DpoTask(InstructionTask):
         margin = rewards[:, 0] - rewards[:, 1]
         return {
             "pref_accuracy": float((margin > 0).float().mean()),
+            "choice_accuracy": choice_accuracy(policy, lengths),
             "reward_margin": float(margin.mean()),
             "chosen_logps": float(policy[:, 0].mean()),
             "rejected_logps": float(policy[:, 1].mean()),
         }
+
+
+def choice_accuracy(policy: torch.Tensor, lengths: torch.Tensor) -> float:
+    """The model's own choice, a baseline that means something before training (where the margin-based
+    pref_accuracy is 0 by construction: policy = reference): the share of pairs whose chosen answer has
+    the higher mean log-probability per token; ties count half. POLICY, LENGTHS: (P, 2) chosen, rejected."""
+    per_token = policy / lengths.clamp(min=1)
+    diff = per_token[:, 0] - per_token[:, 1]
+    return float(((diff > 0).float() + 0.5 * (diff == 0).float()).mean())
 
 
 def implicit_rewards(

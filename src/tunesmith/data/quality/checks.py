@@ -33,7 +33,7 @@ class Check(Protocol):
 @dataclass
 class CheckOptions:
     near_threshold: float = 0.8
-    shingle_words: int = 5
+    shingle_chars: int = 5
     ngram: int = 13
     language: str | None = None
     fast: bool = False  # only the cheap checks (what `train` runs before every run)
@@ -62,11 +62,11 @@ def build_checks(
     checks: list[Check] = [
         StructureCheck(),
         LabelCheck(held),
-        DuplicateCheck(options.near_threshold, options.shingle_words),
+        DuplicateCheck(options.near_threshold, options.shingle_chars),
     ]
     if held is not None and eval_path is not None:
         checks.append(
-            LeakageCheck(held, eval_path, options.near_threshold, options.shingle_words, options.ngram)
+            LeakageCheck(held, eval_path, options.near_threshold, options.shingle_chars, options.ngram)
         )
     if options.fast:
         return checks

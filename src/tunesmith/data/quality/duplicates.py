@@ -1,5 +1,6 @@
-"""Exact duplicates (same text after normalisation) and near-duplicates: MinHash over word 5-gram
-shingles, banded LSH, candidates verified by estimated Jaccard ≥ threshold, grouped by union-find.
+"""Exact duplicates (same text after normalisation) and near-duplicates: MinHash over character 5-gram
+shingles of the normalised text (word shingles miss one edited word in short records: see text.py),
+banded LSH, candidates verified by estimated Jaccard ≥ threshold, grouped by union-find.
 
 Streaming: per record it keeps a 64-bit fingerprint and a uint32 signature (~0.6 KB), never the text."""
 
@@ -13,8 +14,8 @@ from tunesmith.data.quality.report import Report
 
 
 class DuplicateCheck:
-    def __init__(self, threshold: float = 0.8, shingle_words: int = 5) -> None:
-        self.threshold, self.shingle_words = threshold, shingle_words
+    def __init__(self, threshold: float = 0.8, shingle_chars: int = 5) -> None:
+        self.threshold, self.shingle_chars = threshold, shingle_chars
         self.first: dict[int, int] = {}  # fingerprint → first record with it
         self.exact: dict[int, list[int]] = {}  # fingerprint → every record with it, once repeated
         self.signatures = SignatureStore()
@@ -29,7 +30,7 @@ class DuplicateCheck:
             # the later copies of an exact group are not compared again as near-duplicates
             self.exact.setdefault(key, [first]).append(item.index)
             return
-        self.signatures.add(item.signature(self.shingle_words))
+        self.signatures.add(item.signature(self.shingle_chars))
         self.indices.append(item.index)
 
     def finish(self, report: Report) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from tunesmith.data.formats import FORMATS, detect_format
 from tunesmith.data.quality.minhash import signature
-from tunesmith.data.quality.text import fingerprint, shingles
+from tunesmith.data.quality.text import char_shingles, fingerprint
 from tunesmith.data.readers import BOM, check_not_binary, stream_rows
 from tunesmith.errors import UserError
 
@@ -38,11 +38,11 @@ class Item:
             self._memo["fingerprint"] = fingerprint(self.joined())
         return self._memo["fingerprint"]  # type: ignore[no-any-return]
 
-    def signature(self, shingle_words: int) -> Any:
-        """MinHash hash values (uint32, NUM_PERM) of the word shingles; shared by duplicates and leakage."""
-        key = ("signature", shingle_words)
+    def signature(self, shingle_chars: int) -> Any:
+        """MinHash hash values (uint32, NUM_PERM) of the character shingles; shared by duplicates and leakage."""
+        key = ("signature", shingle_chars)
         if key not in self._memo:
-            self._memo[key] = signature(shingles(self.joined(), shingle_words))
+            self._memo[key] = signature(char_shingles(self.joined(), shingle_chars))
         return self._memo[key]
 
 

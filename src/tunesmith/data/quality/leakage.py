@@ -27,12 +27,12 @@ class LeakageCheck:
         held: list[Item],
         eval_path: Path,
         threshold: float = 0.8,
-        shingle_words: int = 5,
+        shingle_chars: int = 5,
         ngram: int = 13,
     ) -> None:
         self.held = [i for i in held if i.texts]
         self.total_held, self.eval_path = len(held), eval_path
-        self.threshold, self.shingle_words, self.ngram = threshold, shingle_words, ngram
+        self.threshold, self.shingle_chars, self.ngram = threshold, shingle_chars, ngram
         self.by_fingerprint: dict[int, list[int]] = defaultdict(list)
         self.by_gram: dict[str, list[int]] = defaultdict(list)
         for item in self.held:
@@ -40,7 +40,7 @@ class LeakageCheck:
             for gram in full_grams(item.joined(), ngram):
                 self.by_gram[gram].append(item.index)
         self.held_signatures = (
-            np.stack([i.signature(shingle_words) for i in self.held]) if self.held else None
+            np.stack([i.signature(shingle_chars) for i in self.held]) if self.held else None
         )
         self.by_band: list[dict[int, list[int]]] = []  # band → key → rows of held_signatures
         if self.held_signatures is not None:
@@ -61,7 +61,7 @@ class LeakageCheck:
         for held in self.by_fingerprint.get(item.fingerprint(), []):
             self.found["exact"].setdefault(held, item.index)
         if self.held_signatures is not None:
-            for held in self.near(item.signature(self.shingle_words)):
+            for held in self.near(item.signature(self.shingle_chars)):
                 self.found["near"].setdefault(held, item.index)
         if self.by_gram:
             for gram in full_grams(item.joined(), self.ngram):
