@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 HEAVY_COMMANDS = {"train", "eval", "serve", "chat", "generate", "feedback", "estimate", "export"}
@@ -36,7 +37,7 @@ def tcmalloc_env(environ: dict[str, str]) -> dict[str, str] | None:
     """The environment to re-execute with, or None when there is nothing to do."""
     if not sys.platform.startswith("linux") or environ.get(ENV) in ("system", "tcmalloc"):
         return None
-    if "tcmalloc" in environ.get("LD_PRELOAD", ""):
+    if current(environ) == "tcmalloc":
         return None
     library = find_tcmalloc()
     if library is None:
@@ -65,6 +66,6 @@ def reexec_with_tcmalloc(args: list[str]) -> None:
         use_tcmalloc(["-m", "tunesmith", *args])
 
 
-def current() -> str:
-    """The allocator of this process: tcmalloc (preloaded) or the C library's malloc."""
-    return "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "libc"
+def current(environ: Mapping[str, str] = os.environ) -> str:
+    """The allocator of a process with ENVIRON (default this one): tcmalloc (preloaded) or the C library's."""
+    return "tcmalloc" if "tcmalloc" in environ.get("LD_PRELOAD", "") else "libc"

@@ -182,15 +182,15 @@ def build_session(
     )  # fmt: skip
 
 
-def frozen_base_dtype(cfg: RunConfig, method: Method, base: Any) -> torch.dtype | None:
-    """bfloat16 when the run's frozen base may be held in bf16: a switchable method (what is saved is the
-    adapter, never the base), a base that is not quantized, and bf16 autocast (or asked for)."""
+def frozen_in_bf16(cfg: RunConfig, method: Method, base: Any) -> bool:
+    """Whether the run's frozen base is held in bf16: a switchable method (what is saved is the adapter,
+    never the base), a base that is not quantized, and bf16 autocast (or asked for)."""
     if not method.config.switchable or getattr(base, "hf_quantizer", None) is not None:
-        return None
+        return False
     choice = cfg.train.base_dtype
     if choice == "auto":
-        return torch.bfloat16 if resolve_mixed_precision(cfg.train.mixed_precision) == "bf16" else None
-    return torch.bfloat16 if choice == "bfloat16" else None
+        return resolve_mixed_precision(cfg.train.mixed_precision) == "bf16"
+    return choice == "bfloat16"
 
 
 def hold_frozen_in(model: Any, dtype: torch.dtype) -> None:
@@ -235,7 +235,7 @@ def apply_run_settings(base: Any, cfg: RunConfig, method: Method, checkpoint: in
     """The method, NEFTune and gradient checkpointing (CHECKPOINT blocks when given, else what the config
     says) on a loaded model: what training (and the estimator's probe) runs."""
     model: Any = method.apply(base, cfg.method)
-    if frozen_base_dtype(cfg, method, base) == torch.bfloat16:
+    if frozen_in_bf16(cfg, method, base):
         hold_frozen_in(model, torch.bfloat16)
     if cfg.train.neftune_alpha is not None:
         from tunesmith.engine.neftune import attach_neftune

@@ -29,7 +29,7 @@ from tunesmith.estimate.probe import ProbeResult, adamw_seconds_per_param, probe
 from tunesmith.methods import METHODS, count_parameters
 from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
 from tunesmith.tasks import TASKS
-from tunesmith.training import apply_run_settings, block_count, checkpointed_blocks, frozen_base_dtype
+from tunesmith.training import apply_run_settings, block_count, checkpointed_blocks, frozen_in_bf16
 
 # fitted by least squares on this machine's runs under tcmalloc (benchmarks/bench_estimate.py): the resident memory of a
 # training process beyond weights, optimizer state and activations (Python, torch, tokenizer, data), and
@@ -194,17 +194,19 @@ class _Probes:
             self.made[checkpointed] = _probe(_with_checkpointing(self.cfg, checkpointed), *self.args)
         return self.made[checkpointed]
 
+    def rest(self, blocks: int, count: int) -> ProbeResult:
+        """The probe whose non-block part (embeddings, head, loss) and token count stand for the run."""
+        return self.get(count == blocks)
+
 
 def _activations_mb(probes: _Probes, blocks: int, count: int) -> float:
     """Bytes autograd keeps with COUNT of BLOCKS checkpointed (MB), before the allocator's factor."""
-    plain = probes.get(False) if count < blocks else None
-    ckpt = probes.get(True) if count > 0 else None
-    saved = (plain or ckpt).saved_rest_mb  # type: ignore[union-attr]
-    if plain is not None:
-        saved += plain.saved_per_block_mb * (blocks - count)
-    if ckpt is not None:  # backward's recomputation holds more than the one block it recomputes
+    saved = probes.rest(blocks, count).saved_rest_mb
+    if count < blocks:
+        saved += probes.get(False).saved_per_block_mb * (blocks - count)
+    if count > 0:  # backward's recomputation holds more than the one block it recomputes
         recomputed = min(RECOMPUTE_BLOCKS, max(1.0, blocks - 1.0), float(count))
-        saved += ckpt.saved_per_block_mb * count + recomputed * probes.get(False).saved_per_block_mb
+        saved += probes.get(True).saved_per_block_mb * count + recomputed * probes.get(False).saved_per_block_mb
     return saved
 
 
@@ -212,7 +214,7 @@ def _weights_mb(cfg: RunConfig, total: int, trainable: int) -> float:
     if cfg.method.name == "qlora":
         return total * 0.55 / 2**20  # 4-bit NF4 with its constants
     full = torch.finfo(pick_dtype(cfg.model.dtype)).bits / 8
-    frozen = 2.0 if frozen_base_dtype(cfg, METHODS.get(cfg.method.name), None) == torch.bfloat16 else full
+    frozen = 2.0 if frozen_in_bf16(cfg, METHODS.get(cfg.method.name), None) else full
     return (trainable * full + (total - trainable) * frozen) / 2**20
 
 
@@ -268,9 +270,10 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
     recompute = 2 * total * count / blocks
     flops_per_token = 4.0 * total + 2.0 * trainable + recompute  # forward, input gradients, weight gradients
     if on_cpu:
-        timed = [(probes.get(False), blocks - count), (probes.get(True), count)] if count else [(probes.get(False), blocks)]
-        probe = timed[0][0] if count < blocks else probes.get(True)
-        block_s = sum(p.seconds_per_block * n for p, n in timed if n)
+        block_s = (probes.get(False).seconds_per_block * (blocks - count) if count < blocks else 0.0) + (
+            probes.get(True).seconds_per_block * count if count else 0.0
+        )
+        probe = probes.rest(blocks, count)
         seconds_per_token = (block_s + probe.seconds_rest) / max(1, probe.tokens)
         per_param, first_per_param = adamw_seconds_per_param()
         step_s = seconds_per_token * tokens_per_step * STEP_OVERHEAD + per_param * trainable

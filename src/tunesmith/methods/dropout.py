@@ -59,7 +59,7 @@ def lean_adapter_dropout(model: nn.Module) -> int:
     swapped = 0
     for module in model.modules():
         for name, child in list(module.named_children()):
-            if type(child) is nn.Dropout and child.p > 0 and isinstance(module, nn.ModuleDict) and name:
+            if type(child) is nn.Dropout and child.p > 0 and isinstance(module, nn.ModuleDict):
                 module[name] = BoolMaskDropout(child.p)
                 swapped += 1
     return swapped
