@@ -149,3 +149,15 @@ def test_real_process_exit_status(tmp_path: Path) -> None:
 def test_every_command_has_help_with_example(command: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "tunesmith", *command], capture_output=True, text=True)
     assert proc.returncode == 0 and "Example: tunesmith" in proc.stdout
+
+
+def test_unknown_option_is_one_usage_error(tmp_path: Path) -> None:
+    """A mistyped option is click's usage message and status 2, not a traceback (typer carries its own click)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunesmith", "train", str(tmp_path / "c.yaml"), "--sett", "x"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "No such option: --sett" in proc.stderr

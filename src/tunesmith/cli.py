@@ -616,18 +616,33 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        usage_errors, aborts = _click_exception_types()
+        if isinstance(exc, usage_errors):
+            exc.show()  # type: ignore[attr-defined]
             raise SystemExit(2) from None
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, aborts):
             if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C / signals into Abort
                 _interrupted(exc.__cause__)
             raise SystemExit(1) from None
         raise
     if isinstance(code, int) and code != 0:  # typer reports Ctrl-C outside `train` as a status
         raise SystemExit(code)
+
+
+def _click_exception_types() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(usage errors, aborts) of click and of the copy of click that newer typer carries inside itself (its
+    Abort is typer.Abort)."""
+    import click
+
+    usage: list[type[Exception]] = [click.exceptions.ClickException]
+    aborts: list[type[Exception]] = [click.exceptions.Abort, typer.Abort]
+    try:
+        from typer._click import exceptions as vendored  # no public name for the vendored classes
+    except ImportError:
+        pass
+    else:
+        usage.append(vendored.ClickException)
+    return tuple(usage), tuple(aborts)
 
 
 def _interrupted(exc: KeyboardInterrupt) -> None:

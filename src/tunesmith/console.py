@@ -25,6 +25,7 @@ from tunesmith.runs.folder import RunFolder
 
 # task metrics shown (before → after) in the end-of-run table when the task has them
 HEADLINE_METRICS = (
+    "task_score",
     "accuracy",
     "macro_f1",
     "rouge1",

@@ -354,7 +354,7 @@ def _add_verdicts(
     """Task metrics before/after, the memorization probe, the forgetting watch and the gates."""
     cfg = session.cfg
     summary["eval_before"] = before.get("eval_before")
-    summary["eval_after"] = session.task_eval(eval_after)
+    summary["eval_after"] = session.task_eval(eval_after, "after")
     with session.accelerator.autocast():
         pad_id = session.tokenizer.pad_token_id
         summary["memorization"] = _memorization(
@@ -453,7 +453,7 @@ def _load_or_run_before(session: TrainingSession, resume: bool) -> dict[str, Any
     eval_loss = session.evaluate() if session.has_eval_loss else None
     before = {
         "eval_loss_before": eval_loss,
-        "eval_before": session.task_eval(eval_loss),
+        "eval_before": session.task_eval(eval_loss, "before"),
         "answers_before": _sample_answers(session.cfg, session.data, session.model, session.renderer),
         "general_perplexity_before": session.general_ppl(),
     }

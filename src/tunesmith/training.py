@@ -4,6 +4,7 @@ metrics, general-text perplexity, checkpoints). `pipeline` decides the order; th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.watchers import Watchers
 from tunesmith.evaluate.forgetting import general_perplexity
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
+from tunesmith.files import atomic_write_text
 from tunesmith.methods import Method
 from tunesmith.modes import perplexity
 from tunesmith.runs.folder import RunFolder
@@ -70,18 +72,30 @@ class TrainingSession:
             identity=self.identity, protect=self.resumed_from,
         )
 
-    def task_eval(self, eval_loss: float | None) -> dict[str, Any] | None:
-        """Eval loss, perplexity and the task's metrics (None with eval.none)."""
+    def task_eval(self, eval_loss: float | None, when: str) -> dict[str, Any] | None:
+        """Eval loss, perplexity and the task's metrics (None with eval.none); the per-record outputs go to
+        the run's predictions_<when>.jsonl."""
         if self.cfg.eval.none:
             return None
         with (
             self.accelerator.autocast()
         ):  # the precision training sees (and DPO's references were computed in)
             metrics = self.task.metrics(self.model, self.tokenizer, self.renderer, self.cfg, self.data)
-        metrics.pop("predictions", None)  # per-record outputs: `tunesmith eval` shows them, the summary not
+        self._write_predictions(when, metrics.pop("predictions", None), metrics.pop("correct", None))
         if eval_loss is None:
             return metrics
         return {"eval_loss": eval_loss, "perplexity": perplexity(eval_loss), **metrics}
+
+    def _write_predictions(self, when: str, outputs: list[Any] | None, correct: list[bool] | None) -> None:
+        if outputs is None:
+            return
+        rows = []
+        for n, ((given, reference), output) in enumerate(zip(self.data.eval_examples(), outputs, strict=False)):
+            row = {"input": given, "reference": reference, "output": output}
+            if correct is not None:
+                row["correct"] = correct[n]
+            rows.append(json.dumps(row, ensure_ascii=False) + "\n")
+        atomic_write_text(self.run.predictions(when), "".join(rows))
 
     def general_ppl(self) -> float | None:
         """Perplexity on the general-text set (forgetting watch); None when it does not apply."""

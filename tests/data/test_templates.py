@@ -115,3 +115,15 @@ def test_system_prompt_added(tokenizer: Any) -> None:
         DataConfig(train="x", system_prompt="You are Acme's bot."),
     )
     assert "You are Acme's bot." in tokenizer.decode(report.samples[0].input_ids)
+
+
+def test_system_prompt_reaches_eval_prompts(make_config: Any, tmp_path: Any, tokenizer: Any) -> None:
+    """The answers scored in evaluation are generated with the same system prompt training saw."""
+    from tunesmith.config import RunConfig
+    from tunesmith.data.prepare import prepare_data
+
+    cfg = RunConfig.model_validate(make_config(data={"system_prompt": "You are Acme's bot."}))
+    data = prepare_data(cfg, tokenizer, build_renderer(tokenizer))
+    for record in data.eval_records + data.train_records:
+        assert record.prompt_messages()[0] == Message("system", "You are Acme's bot.")
+    assert data.eval_examples()[0][0] == data.eval_records[0].prompt_messages()[-1].content

@@ -10,7 +10,7 @@ import numpy as np
 
 from tunesmith.data.records import Conversation, LabeledText, Record, TokenizedSample
 from tunesmith.data.sources import load_source, mix_sources, normalise_sources, split_eval
-from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records
+from tunesmith.data.templates import ChatRenderer, TokenizeReport, tokenize_records, with_system_prompt
 from tunesmith.errors import UserError
 from tunesmith.sections import SourceConfig
 
@@ -32,6 +32,12 @@ class PreparedData:
     labels: list[str] = field(default_factory=list)  # classification: class names in id order
     eval_labeled: list[LabeledText] = field(default_factory=list)  # classification: held-out texts
     general: list[TokenizedSample] = field(default_factory=list)  # forgetting watch: general text
+
+    def eval_examples(self) -> list[tuple[str, str]]:
+        """(input, reference) of the eval records, in the order the task predicts them."""
+        if self.eval_labeled:
+            return [(r.text, str(r.label)) for r in self.eval_labeled]
+        return [(r.prompt_messages()[-1].content, r.last_answer()) for r in self.eval_records]
 
 
 def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> PreparedData:
@@ -60,8 +66,8 @@ def prepare_data(cfg: RunConfig, tokenizer: Any, renderer: ChatRenderer) -> Prep
     return PreparedData(
         train=train_report.samples,
         eval=eval_report.samples,
-        eval_records=[r for r in eval_records if isinstance(r, Conversation)],
-        train_records=[r for r in train_records if isinstance(r, Conversation)],
+        eval_records=[with_system_prompt(r, data.system_prompt) for r in eval_records if isinstance(r, Conversation)],
+        train_records=[with_system_prompt(r, data.system_prompt) for r in train_records if isinstance(r, Conversation)],
         formats=[s.format_name for s in train_sources],
         stats=token_stats(train_report, data.max_length),
     )

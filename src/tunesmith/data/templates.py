@@ -146,6 +146,14 @@ class TokenizeReport:
     tokens_lost: int = 0
 
 
+def with_system_prompt(record: Conversation, system_prompt: str | None) -> Conversation:
+    """`data.system_prompt` before a chat that has no system message of its own: in training and in every
+    answer generated for evaluation alike."""
+    if not system_prompt or record.messages[0].role == "system":
+        return record
+    return Conversation([Message("system", system_prompt), *record.messages], record.source)
+
+
 def tokenize_records(
     records: list[Any], tokenizer: Any, renderer: ChatRenderer, data: DataConfig
 ) -> TokenizeReport:
@@ -155,8 +163,7 @@ def tokenize_records(
         if isinstance(record, TextDocument):
             report.samples.extend(tokenize_text(record, tokenizer, data.max_length))
             continue
-        if data.system_prompt and record.messages[0].role != "system":
-            record = Conversation([Message("system", data.system_prompt), *record.messages], record.source)
+        record = with_system_prompt(record, data.system_prompt)
         sample = tokenize_conversation(record, renderer, data.train_on_prompt)
         if len(sample) > data.max_length:
             if data.truncation == "error":

@@ -1,9 +1,11 @@
 """Task metrics from maintained libraries: scikit-learn for classification, Google's `rouge-score`
-for ROUGE. Only exact match and JSON validity are computed here (one line each)."""
+for ROUGE. Computed here: exact match and JSON validity (one line each), and the field score of
+structured answers ("Flag: ... Next step: ..."), which no library parses."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -61,3 +63,28 @@ def _is_json(text: str) -> bool:
     except (ValueError, RecursionError):  # a model's "[[[[..." output is invalid JSON, not a crash
         return False
     return True
+
+
+def answer_field(text: str, name: str) -> str | None:
+    """The value of the first `Name: value` field in an answer (up to the sentence's or the line's end),
+    normalised (case, spacing, a trailing full stop); None when the answer has no such field."""
+    found = re.search(rf"(?<!\w){re.escape(name)}\s*:\s*(.*?)\s*(?:\.(?=\s|$)|\n|$)", text, re.IGNORECASE)
+    return _norm(found.group(1)) if found else None
+
+
+def field_scores(predictions: list[str], references: list[str], fields: list[str]) -> dict[str, Any]:
+    """task_score: the share of answers whose every named field equals the reference's (a missing field is
+    wrong); field_accuracy: that share per field; correct: per answer, for the predictions file."""
+    hits = [
+        [
+            answer_field(p, name) is not None and answer_field(p, name) == answer_field(r, name)
+            for name in fields
+        ]
+        for p, r in zip(predictions, references, strict=True)
+    ]
+    n = max(len(hits), 1)
+    return {
+        "task_score": sum(all(h) for h in hits) / n,
+        "field_accuracy": {name: sum(h[i] for h in hits) / n for i, name in enumerate(fields)},
+        "correct": [all(h) for h in hits],
+    }

@@ -15,7 +15,6 @@ from typing import Any
 from torch import nn
 
 from tunesmith.config import RunConfig, load_config
-from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import run_renderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
@@ -124,18 +123,14 @@ def evaluate_model(
         outputs = generate_answers(
             model, renderer, data.eval_records[: cfg.eval.num_samples], cfg.eval.max_new_tokens
         )
-    inputs = _example_inputs(data)
-    examples = [
-        {"input": i, "reference": r, "output": o} for (i, r), o in zip(inputs, outputs or [], strict=False)
+    correct = metrics.pop("correct", None)  # task.score_fields: per answer
+    examples: list[dict[str, Any]] = [
+        {"input": i, "reference": r, "output": o}
+        for (i, r), o in zip(data.eval_examples(), outputs or [], strict=False)
     ]
+    for example, right in zip(examples, correct or [], strict=False):
+        example["correct"] = right
     return {"eval_loss": loss, "perplexity": perplexity(loss), **metrics, "examples": examples}
-
-
-def _example_inputs(data: PreparedData) -> list[tuple[str, str]]:
-    """(input, reference) of the eval records, in the order the task predicts them."""
-    if data.eval_labeled:
-        return [(r.text, str(r.label)) for r in data.eval_labeled]
-    return [(r.prompt_messages()[-1].content, r.last_answer()) for r in data.eval_records]
 
 
 def bias_report(texts: list[str], pairs_file: Path | None) -> dict[str, dict[str, Any]]:

@@ -7,6 +7,9 @@ runs/<name>/
   checkpoints/step-N/ resumable training state
   final/             the adapter or the model, with tokenizer
   summary.json       the run's headline numbers
+  predictions_before.jsonl / predictions_after.jsonl
+                     generation and classification tasks: every eval input, its reference, the model's
+                     output (and whether it was scored right) before and after training
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class RunFolder:
     summary = property(lambda self: self.path / "summary.json")
     state = property(lambda self: self.path / "state.json")
     labels = property(lambda self: self.path / LABELS_FILE)  # classification: class names in id order
+
+    def predictions(self, when: str) -> Path:
+        """predictions_before.jsonl / predictions_after.jsonl"""
+        return self.path / f"predictions_{when}.jsonl"
 
     def check_available(self, resume: bool, overwrite: bool) -> None:
         """Refuse to touch an existing run unless told how; called before anything is written."""

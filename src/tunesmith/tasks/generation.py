@@ -1,20 +1,22 @@
 """Summarisation, extraction, rewriting: trained like instructions, judged by what the model writes.
 
 After (and before) training, the model answers every eval prompt greedily (batched) and the answers
-are scored against the references: ROUGE-1/2/L, exact match, JSON validity.
+are scored against the references: ROUGE-1/2/L, exact match, JSON validity, and, for structured answers
+(`task.score_fields`), the share whose named fields are right (`task_score`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import Field
 from torch import nn
 
 from tunesmith.data.prepare import PreparedData, prepare_data
 from tunesmith.data.records import Conversation
 from tunesmith.data.templates import ChatRenderer
 from tunesmith.errors import UserError
-from tunesmith.evaluate.metrics import generation_metrics
+from tunesmith.evaluate.metrics import field_scores, generation_metrics
 from tunesmith.evaluate.samples import generate_batch
 from tunesmith.sections import TaskSection
 from tunesmith.tasks.instruction import InstructionTask, needs_renderer
@@ -24,9 +26,14 @@ if TYPE_CHECKING:
 
 
 class GenerationConfig(TaskSection):
-    """Input → output generation (summaries, rewrites): nothing to set beyond `data:`."""
+    """Input → output generation (summaries, rewrites, structured answers)."""
 
     name: Literal["generation"] = "generation"
+    score_fields: list[str] = Field(
+        default_factory=list,
+        description="fields of a structured answer ('Flag: ...', 'Next step: ...') that must equal the "
+        "reference's; task_score is the share of eval answers with all of them right",
+    )
 
 
 class GenerationTask(InstructionTask):
@@ -50,7 +57,10 @@ class GenerationTask(InstructionTask):
     ) -> dict[str, Any]:
         records = data.eval_records[: cfg.eval.generation_limit]
         predictions = predict(model, needs_renderer(renderer), cfg, records)
-        scores = generation_metrics(predictions, [r.last_answer() for r in records])
+        references = [r.last_answer() for r in records]
+        scores = generation_metrics(predictions, references)
+        if cfg.task.score_fields:
+            scores.update(field_scores(predictions, references, cfg.task.score_fields))
         scores["predictions"] = predictions
         return scores
 
