@@ -11,13 +11,15 @@ customer messages and fact phrasings of their own, and facts in a different orde
 any eval record that tunesmith's data check would still find overlapping training data (decontamination),
 so `tunesmith data check` passes the pair of files without a leakage warning.
 
-Deterministic (seeded): `python examples/demo/make_data.py` rewrites the same bytes.
+Deterministic (seeded): `python examples/demo/make_data.py [OUT_DIR]` writes the same bytes every time
+(tests/integration/test_demo_data.py checks them against the committed files).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +244,7 @@ def decontaminate(train: list[dict[str, str]], held: list[dict[str, str]]) -> li
     return [row for i, row in enumerate(held) if i not in leaked]
 
 
-def main() -> None:
+def main(out: Path = Path(__file__).parent) -> None:
     rng = random.Random(2026)
     train = deduplicate(make_split(rng, "train", TRAIN_SIZE))
     candidates = decontaminate(train, make_split(rng, "eval", 3 * EVAL_PER_FLAG * len(FLAGS)))
@@ -250,11 +252,10 @@ def main() -> None:
     for name, _, _ in FLAGS.values():
         held += [r for r in candidates if r["output"].startswith(f"Flag: {name}.")][:EVAL_PER_FLAG]
     random.Random(0).shuffle(held)
-    out = Path(__file__).parent
     for name, rows in (("train.jsonl", train), ("eval.jsonl", held)):
         (out / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(train)} training and {len(held)} held-out records to {out}")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent)
