@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunesmith.data.quality.clean import decontaminate, deduplicate
+
 TRAIN_SIZE, EVAL_PER_FLAG = 600, 10
 
 # flag key -> (flag name, why template, next step)
@@ -206,42 +208,6 @@ def make_split(rng: random.Random, split_name: str, size: int) -> list[dict[str,
     flags = [sorted(FLAGS)[i % len(FLAGS)] for i in range(size)]  # balanced: a share per flag
     rng.shuffle(flags)
     return [make_record(rng, split_name, flag) for flag in flags]
-
-
-def _items(rows: list[dict[str, str]]) -> list[Any]:
-    from tunesmith.data.quality.items import Item, flatten
-
-    return [Item(i, f"row {i}", row, dict(flatten(row))) for i, row in enumerate(rows)]
-
-
-def deduplicate(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Records tunesmith's data check finds near-duplicates of an earlier one dropped."""
-    from tunesmith.data.quality.duplicates import DuplicateCheck
-    from tunesmith.data.quality.report import Report
-
-    check = DuplicateCheck()
-    for item in _items(rows):
-        check.add(item)
-    report = Report(len(rows))
-    check.finish(report)
-    repeats = {i for group in report.sections["near_duplicates"] for i in group[1:]}
-    repeats |= {i for group in report.sections.get("exact_duplicates", []) for i in group[1:]}
-    return [row for i, row in enumerate(rows) if i not in repeats]
-
-
-def decontaminate(train: list[dict[str, str]], held: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The held-out records tunesmith's data check finds overlapping training data (a shared 13-word run,
-    a near duplicate) dropped, as one decontaminates any eval set."""
-    from tunesmith.data.quality.leakage import LeakageCheck
-    from tunesmith.data.quality.report import Report
-
-    check = LeakageCheck(_items(held), Path("eval.jsonl"))
-    for item in _items(train):
-        check.add(item)
-    report = Report(len(held))
-    check.finish(report)
-    leaked = {leak["eval_record"] for leak in report.sections["leakage"]}
-    return [row for i, row in enumerate(held) if i not in leaked]
 
 
 def main(out: Path = Path(__file__).parent) -> None:
