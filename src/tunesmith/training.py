@@ -22,6 +22,7 @@ from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.engine.watchers import Watchers
 from tunesmith.evaluate.forgetting import general_perplexity
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
+from tunesmith.evaluate.samples import prediction_rows
 from tunesmith.files import atomic_write_text
 from tunesmith.methods import Method
 from tunesmith.modes import perplexity
@@ -89,13 +90,8 @@ class TrainingSession:
     def _write_predictions(self, when: str, outputs: list[Any] | None, correct: list[bool] | None) -> None:
         if outputs is None:
             return
-        rows = []
-        for n, ((given, reference), output) in enumerate(zip(self.data.eval_examples(), outputs, strict=False)):
-            row = {"input": given, "reference": reference, "output": output}
-            if correct is not None:
-                row["correct"] = correct[n]
-            rows.append(json.dumps(row, ensure_ascii=False) + "\n")
-        atomic_write_text(self.run.predictions(when), "".join(rows))
+        rows = prediction_rows(self.data.eval_examples(), outputs, correct)
+        atomic_write_text(self.run.predictions(when), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     def general_ppl(self) -> float | None:
         """Perplexity on the general-text set (forgetting watch); None when it does not apply."""

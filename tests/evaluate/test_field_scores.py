@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tunesmith.evaluate.metrics import answer_field, field_scores
 
 REFERENCE = "Flag: new country. Why: your card had never been used in Peru. Next step: confirm your trip in the app."
@@ -32,3 +34,19 @@ def test_task_score_needs_every_field_right() -> None:
 def test_a_reference_without_the_field_scores_nothing_right() -> None:
     scores = field_scores(["Flag: x."], ["no fields at all"], ["Flag"])
     assert scores["correct"] == [False] and scores["task_score"] == 0.0
+
+
+def test_a_generation_run_writes_its_scored_predictions(make_config: Any) -> None:
+    """predictions_before/after.jsonl: one row per scored eval record, its `correct` agreeing with task_score."""
+    import json
+
+    from tunesmith import train
+
+    config = make_config(task={"name": "generation", "score_fields": ["Flag"]}, eval={"max_new_tokens": 4})
+    result = train(config, quiet=True)
+    for when in ("before", "after"):
+        rows = [json.loads(line) for line in (result.run_dir / f"predictions_{when}.jsonl").read_text().splitlines()]
+        scores = result.summary[f"eval_{when}"]
+        assert len(rows) == scores["num_examples"] == 2
+        assert set(rows[0]) == {"input", "reference", "output", "correct"}
+        assert sum(r["correct"] for r in rows) / len(rows) == scores["task_score"]

@@ -72,14 +72,15 @@ def answer_field(text: str, name: str) -> str | None:
     return _norm(found.group(1)) if found else None
 
 
+def _field_right(given: str | None, expected: str | None) -> bool:
+    return given is not None and given == expected
+
+
 def field_scores(predictions: list[str], references: list[str], fields: list[str]) -> dict[str, Any]:
     """task_score: the share of answers whose every named field equals the reference's (a missing field is
     wrong); field_accuracy: that share per field; correct: per answer, for the predictions file."""
     hits = [
-        [
-            answer_field(p, name) is not None and answer_field(p, name) == answer_field(r, name)
-            for name in fields
-        ]
+        [_field_right(answer_field(p, name), answer_field(r, name)) for name in fields]
         for p, r in zip(predictions, references, strict=True)
     ]
     n = max(len(hits), 1)

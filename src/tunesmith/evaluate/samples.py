@@ -42,3 +42,16 @@ def generate_answers(
 ) -> list[str]:
     """Sample answers to the prompts of a few eval conversations (shown before and after training)."""
     return generate_batch(model, renderer, [c.prompt_messages() for c in conversations], max_new_tokens)
+
+
+def prediction_rows(
+    examples: list[tuple[str, str]], outputs: list[Any], correct: list[bool] | None = None
+) -> list[dict[str, Any]]:
+    """{input, reference, output[, correct]} per eval record: the run's predictions files and `tunesmith eval`."""
+    rows: list[dict[str, Any]] = [
+        {"input": given, "reference": reference, "output": output}
+        for (given, reference), output in zip(examples, outputs, strict=False)
+    ]
+    for row, right in zip(rows, correct or [], strict=False):
+        row["correct"] = right
+    return rows

@@ -18,7 +18,7 @@ from tunesmith.config import RunConfig, load_config
 from tunesmith.data.templates import run_renderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
-from tunesmith.evaluate.samples import generate_answers
+from tunesmith.evaluate.samples import generate_answers, prediction_rows
 from tunesmith.models.load import load_tokenizer, resolve_model
 from tunesmith.modes import perplexity
 from tunesmith.runs.tuned import RunModel, TunedModels, load_base, read_run
@@ -123,13 +123,7 @@ def evaluate_model(
         outputs = generate_answers(
             model, renderer, data.eval_records[: cfg.eval.num_samples], cfg.eval.max_new_tokens
         )
-    correct = metrics.pop("correct", None)  # task.score_fields: per answer
-    examples: list[dict[str, Any]] = [
-        {"input": i, "reference": r, "output": o}
-        for (i, r), o in zip(data.eval_examples(), outputs or [], strict=False)
-    ]
-    for example, right in zip(examples, correct or [], strict=False):
-        example["correct"] = right
+    examples = prediction_rows(data.eval_examples(), outputs or [], metrics.pop("correct", None))
     return {"eval_loss": loss, "perplexity": perplexity(loss), **metrics, "examples": examples}
 
 
