@@ -5,8 +5,8 @@
 SmolLM2-135M-Instruct on the demo's data, eight configurations (full, LoRA, adapter, prompt; two sequence
 lengths; with and without gradient checkpointing). Each configuration is estimated, then trained in its own
 process (so its peak memory is its own) for a few steps; the table shows both and the error. The test
-`tests/integration/test_estimate_accuracy.py` runs the same table and holds it to ±20% (memory) and ±25%
-(time).
+`tests/integration/test_estimate_accuracy.py` runs the same table and holds memory to ±20% and time to a
+factor of 3 (a sanity band; time accuracy is this benchmark's to measure).
 """
 
 from __future__ import annotations
