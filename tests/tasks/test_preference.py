@@ -168,3 +168,24 @@ def test_choice_accuracy_is_the_models_own_choice_per_token() -> None:
     lengths = torch.tensor([[1, 1], [1, 1], [2, 2], [4, 1]])
     # pair 1 chosen wins, 2 loses, 3 ties (half), 4 wins per token (-1 vs -3) though it loses in sum
     assert choice_accuracy(policy, lengths) == pytest.approx(2.5 / 4)
+
+
+def test_eval_command_measures_margins_against_the_base(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path, tiny_llama: Path
+) -> None:
+    """`tunesmith eval` of a DPO run gives the margins training measured (reference: the base with the
+    adapter off), not the policy's log-probs against 0; the base model alone has margin 0."""
+    from tunesmith.cli import main
+
+    result = train(preference_config(make_config, tmp_path, {"name": "dpo"}), quiet=True)
+    out = tmp_path / "metrics.json"
+    main(["eval", str(tiny_llama), str(result.run_dir), "--data", str(tmp_path / "held.jsonl"),
+          "--json", str(out)])  # fmt: skip
+    results = json.loads(out.read_text())["results"]
+    tuned, base = results[result.run_dir.name], results[str(tiny_llama)]
+    summary = result.summary
+    assert tuned["pref_accuracy"] == summary["eval_pref_accuracy_after"] == 1.0
+    assert tuned["reward_margin"] == pytest.approx(summary["eval_reward_margin_after"], rel=1e-4)
+    assert tuned["eval_loss"] == pytest.approx(summary["eval_loss_after"], rel=1e-4)
+    assert base["reward_margin"] == 0.0 and base["pref_accuracy"] == 0.0
+    assert base["eval_loss"] == pytest.approx(0.6931, rel=1e-3)

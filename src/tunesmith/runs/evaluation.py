@@ -8,7 +8,10 @@ with `--task`. Runs of one method on one base share that base and are switched b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from tunesmith.data.templates import run_renderer
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.evaluate.samples import generate_answers, prediction_rows
+from tunesmith.methods import base_only
 from tunesmith.models.load import load_tokenizer, resolve_model
 from tunesmith.modes import perplexity
 from tunesmith.runs.tuned import RunModel, TunedModels, load_base, read_run
@@ -71,14 +75,37 @@ def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None)
         bank = TunedModels({t.name: t.run.path for t in shared if t.run is not None})
         for target in shared:
             results[target.name] = evaluate_model(
-                bank.use(target.name), bank.tokenizer, target.config, data_file, labels
-            )
+                bank.use(target.name), bank.tokenizer, target.config, data_file, labels,
+                reference=partial(_base_of, bank, target.name),
+            )  # fmt: skip
     for target in targets:
         if target.name in results:
             continue
         model, tokenizer = load_target(target, labels)
-        results[target.name] = evaluate_model(model, tokenizer, target.config, data_file, labels)
+        results[target.name] = evaluate_model(
+            model, tokenizer, target.config, data_file, labels, partial(_base_of_run, model, target.run)
+        )
     return {t.name: results[t.name] for t in targets}
+
+
+@contextmanager
+def _base_of_run(model: nn.Module, run: RunModel | None) -> Iterator[None]:
+    """The run's base (adapters off); a plain model is its own base. A full fine-tune's base is not
+    loaded a second time: its margins are then 0."""
+    if run is None:
+        yield
+        return
+    with base_only(model, run.method):
+        yield
+
+
+@contextmanager
+def _base_of(bank: TunedModels, name: str) -> Iterator[None]:
+    bank.use(None)
+    try:
+        yield
+    finally:
+        bank.use(name)
 
 
 def _shared_runs(targets: list[Target]) -> list[Target] | None:
@@ -105,9 +132,16 @@ def load_target(target: Target, labels: list[str] | None = None) -> tuple[nn.Mod
 
 
 def evaluate_model(
-    model: nn.Module, tokenizer: Any, config: RunConfig, data_file: Path, labels: list[str] | None
+    model: nn.Module,
+    tokenizer: Any,
+    config: RunConfig,
+    data_file: Path,
+    labels: list[str] | None,
+    reference: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> dict[str, Any]:
-    """eval loss, perplexity and the task's metrics of one loaded model on one file."""
+    """eval loss, perplexity and the task's metrics of one loaded model on one file. REFERENCE(): a
+    context in which MODEL is its base model (adapters off), for tasks that measure against the base
+    (DPO's margins); by default the model itself, whose margins are then 0."""
     cfg = config.model_copy(deep=True)
     cfg.data.eval_split = None
     cfg.data.train = cfg.data.eval = str(data_file)
@@ -115,6 +149,7 @@ def evaluate_model(
     task = TASKS.get(cfg.task.name).start()
     renderer = run_renderer(cfg, tokenizer)
     data = task.prepare(cfg, tokenizer, renderer, labels)
+    task.before_eval(model, reference, cfg, data)
     objective = task.objective(model, cfg, data)
     loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, task=task))
     metrics = task.metrics(model, tokenizer, renderer, cfg, data)

@@ -7,6 +7,7 @@ The training loop is the same for every task; a task only supplies these four pi
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -84,6 +85,13 @@ class Task(Protocol):
         """Work on the untrained model before the first step (e.g. reference log-probs for DPO)."""
         ...
 
+    def before_eval(
+        self, model: nn.Module, reference: Callable[[], AbstractContextManager[Any]], cfg: RunConfig, data: PreparedData
+    ) -> None:
+        """Work before evaluating a loaded model outside training; REFERENCE() is a context in which MODEL
+        is its base (e.g. DPO's reference log-probs of the eval answers)."""
+        ...
+
 
 class TaskDefaults:
     """The row / batch shape and hooks most tasks share."""
@@ -112,5 +120,10 @@ class TaskDefaults:
 
     def before_training(
         self, model: nn.Module, method: Any, cfg: RunConfig, data: PreparedData, run_dir: Path
+    ) -> None:
+        return None
+
+    def before_eval(
+        self, model: nn.Module, reference: Callable[[], AbstractContextManager[Any]], cfg: RunConfig, data: PreparedData
     ) -> None:
         return None

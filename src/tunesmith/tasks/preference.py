@@ -13,6 +13,8 @@ resumed run reuses them. SimPO and ORPO need no reference.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -115,13 +117,19 @@ class DpoTask(InstructionTask):
         if cache.is_file():
             values = json.loads(cache.read_text())
         else:
-            with base_only(model, method):
-                values = sequence_logps(TrainedTokenLM(model), samples, 8)
+            values = _reference_logps(model, lambda: base_only(model, method), samples)
             from tunesmith.files import atomic_write_json
 
             atomic_write_json(cache, values)
-        for sample, value in zip(samples, values, strict=True):
-            sample.values["ref_logp"] = value
+        _attach_reference(samples, values)
+
+    def before_eval(
+        self, model: nn.Module, reference: Callable[[], AbstractContextManager[Any]], cfg: RunConfig, data: PreparedData
+    ) -> None:
+        """Outside training the eval answers have no reference log-probs yet; without them the margins
+        (pref_accuracy, reward_margin, the loss) would compare the policy with 0, not with its base."""
+        if cfg.task.loss not in REFERENCE_FREE and data.eval:
+            _attach_reference(data.eval, _reference_logps(model, reference, data.eval))
 
     def metrics(
         self,
@@ -147,6 +155,18 @@ class DpoTask(InstructionTask):
             "chosen_logps": float(policy[:, 0].mean()),
             "rejected_logps": float(policy[:, 1].mean()),
         }
+
+
+def _reference_logps(
+    model: nn.Module, reference: Callable[[], AbstractContextManager[Any]], samples: list[TokenizedSample]
+) -> list[float]:
+    with reference():
+        return sequence_logps(TrainedTokenLM(model), samples, 8)  # type: ignore[no-any-return]
+
+
+def _attach_reference(samples: list[TokenizedSample], values: list[float]) -> None:
+    for sample, value in zip(samples, values, strict=True):
+        sample.values["ref_logp"] = value
 
 
 def choice_accuracy(policy: torch.Tensor, lengths: torch.Tensor) -> float:
