@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-methods bench-data bench-serve bench-estimate llama-cpp clean
+.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,10 @@ test: lint
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/vs_trl.py
+
+bench-outcomes: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/outcomes.py
 
 bench-methods: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_methods.py

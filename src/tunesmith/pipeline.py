@@ -550,6 +550,7 @@ def _summary(
         "eval_loss_after": eval_after,
         "trainable_params": trainable,
         "total_params": total,
+        "real_tokens": state.real_tokens,
         "real_tokens_per_s": state.real_tokens / seconds,
         "padded_tokens_per_s": state.padded_tokens / seconds,
         "padding_fraction": 1 - state.real_tokens / max(1, state.padded_tokens),

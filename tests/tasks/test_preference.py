@@ -189,3 +189,13 @@ def test_eval_command_measures_margins_against_the_base(
     assert tuned["eval_loss"] == pytest.approx(summary["eval_loss_after"], rel=1e-4)
     assert base["reward_margin"] == 0.0 and base["pref_accuracy"] == 0.0
     assert base["eval_loss"] == pytest.approx(0.6931, rel=1e-3)
+
+
+def test_dpo_trains_without_evaluation(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    """eval.none leaves DPO no eval pairs: that is not 'no preference sample left' (it was, exit 2)."""
+    config = preference_config(make_config, tmp_path, {"name": "dpo"})
+    config["eval"] = {**config.get("eval", {}), "none": True}
+    config["train"]["max_steps"] = 2
+    result = train(config, quiet=True)
+    assert result.summary["steps"] == 2 and result.summary["eval_loss_after"] is None
+    assert result.summary["real_tokens"] > 0

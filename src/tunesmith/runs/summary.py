@@ -26,6 +26,7 @@ class RunSummary(BaseModel):
     eval_loss_after: float | None = Field(description="eval loss of final/ (the best step's with early stopping)")
     trainable_params: int = Field(description="parameters the method trains")
     total_params: int = Field(description="parameters of the model with the method applied")
+    real_tokens: int | None = Field(None, description="non-padding tokens trained on (prompt tokens included)")
     real_tokens_per_s: float = Field(description="non-padding tokens per second of training")
     padded_tokens_per_s: float = Field(description="tokens per second, padding included")
     padding_fraction: float = Field(description="share of padding in the training batches")

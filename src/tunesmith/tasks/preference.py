@@ -270,6 +270,6 @@ def tokenize_feedback(
             for sample in single.samples:
                 sample.values["desirable"] = float(record.desirable)
             report.samples.extend(single.samples)
-    if not report.samples:
+    if records and not report.samples:  # none at all: eval.none's empty eval side
         raise UserError("no preference sample is left after tokenization; check the data and data.max_length")
     return report
