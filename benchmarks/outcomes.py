@@ -11,13 +11,17 @@ For each real-text example in examples/real_text/ (Python's own documentation, h
   TRL pads, so TRL's step count is set from tunesmith's measured real tokens and TRL's own tokenization;
   DPO and classification are not packed and take the same steps;
 - one scorer process then scores the base model, TRL's and tunesmith's result with the same code
-  (tunesmith's `eval`, `tunesmith.runs.evaluation.evaluate_model`) on the held-out split, so neither side
-  is scored by its own trainer. Classification's baselines: the fresh head (chance), always answering
-  training's most common chapter, and a decoder (SmolLM2-135M-Instruct) scoring each chapter's name
-  zero-shot.
+  (tunesmith's `eval`, `tunesmith.runs.evaluation.evaluate_model`) in fp32 on the held-out split, so
+  neither side is scored by its own trainer (a run's own figures are measured in its training precision,
+  bf16 autocast on this CPU, and differ slightly: e.g. DPO's base choice accuracy 0.604 there, 0.625
+  here). Classification's baselines: the fresh head (chance), always answering the held-out split's most
+  common chapter, and a decoder (SmolLM2-135M-Instruct) scoring each chapter's name zero-shot.
 
 Every training side runs in its own process, so wall time (`train_s`: the training loop, model loading
-and data preparation excluded) and peak resident memory are its own. Printed: the held-out metric of
+and data preparation excluded; for tunesmith's DPO also the reference pass before step 1, which TRL does
+inside every step) and peak resident memory are its own. It is defaults against defaults: TRL trains in
+fp32 on a CPU with gradient checkpointing on (its defaults); tunesmith in bf16 autocast over a bf16
+frozen base, checkpointing only what memory requires (its defaults). Printed: the held-out metric of
 each side, wall time, peak memory, real tokens trained, and tunesmith's metric minus TRL's.
 """
 
@@ -216,6 +220,7 @@ def score(name: str, standard: str, tunesmith_run: str) -> dict[str, dict[str, A
     cfg = run_config(name)
     held = Path(cfg.data.eval)
     run = read_run(tunesmith_run)
+    run.config.train.mixed_precision = "no"  # every side scored in fp32, whatever it trained in
     labels = run.labels or None
     plain = Target("base", run.config, None)
     results: dict[str, dict[str, Any]] = {}
@@ -251,6 +256,7 @@ def _zero_shot(cfg: Any, held: Path, labels: list[str]) -> dict[str, Any]:
         "model": {"path": "smollm2-135m-instruct"}, "task": {"name": "classification", "head": "generate",
                                                              "prompt": ZERO_SHOT_PROMPT},
         "data": {"train": cfg.data.train, "eval": str(held), "max_length": 512}, "eval": {"batch_size": 8},
+        "train": {"mixed_precision": "no"},
     })  # fmt: skip
     model, tokenizer = load_target(Target("zero-shot", decoder, None), labels)
     return evaluate_model(model, tokenizer, decoder, held, labels)

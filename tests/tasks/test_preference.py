@@ -170,14 +170,16 @@ def test_choice_accuracy_is_the_models_own_choice_per_token() -> None:
     assert choice_accuracy(policy, lengths) == pytest.approx(2.5 / 4)
 
 
+@pytest.mark.parametrize("method", [LORA, {"name": "full"}, {"name": "freeze", "trainable_layers": 1}])
 def test_eval_command_measures_margins_against_the_base(
-    make_config: Callable[..., dict[str, Any]], tmp_path: Path, tiny_llama: Path
+    method: dict[str, Any], make_config: Callable[..., dict[str, Any]], tmp_path: Path, tiny_llama: Path
 ) -> None:
-    """`tunesmith eval` of a DPO run gives the margins training measured (reference: the base with the
-    adapter off), not the policy's log-probs against 0; the base model alone has margin 0."""
+    """`tunesmith eval` of a DPO run gives the margins training measured (reference: the base, with the
+    adapter off or, for full / freeze, its weights loaded in), not the policy's log-probs against 0 or
+    against itself; the base model alone has margin 0."""
     from tunesmith.cli import main
 
-    result = train(preference_config(make_config, tmp_path, {"name": "dpo"}), quiet=True)
+    result = train(preference_config(make_config, tmp_path, {"name": "dpo"}, method=method), quiet=True)
     out = tmp_path / "metrics.json"
     main(["eval", str(tiny_llama), str(result.run_dir), "--data", str(tmp_path / "held.jsonl"),
           "--json", str(out)])  # fmt: skip

@@ -7,8 +7,10 @@ measured 792 GFLOPS against 204 in fp32). Weights and optimizer state stay fp32 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,3 +32,12 @@ def auto_mixed_precision() -> str:
 
 def resolve_mixed_precision(name: str) -> str:
     return auto_mixed_precision() if name == "auto" else name
+
+
+def autocast_for(name: str, device: torch.device) -> AbstractContextManager[Any]:
+    """The autocast a run with `train.mixed_precision: NAME` trains and evaluates under, for work outside
+    the training loop (`tunesmith eval`), so its numbers are the ones training measured."""
+    chosen = resolve_mixed_precision(name)
+    if chosen == "no":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if chosen == "bf16" else torch.float16)

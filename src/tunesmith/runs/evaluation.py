@@ -19,6 +19,7 @@ from torch import nn
 
 from tunesmith.config import RunConfig, load_config
 from tunesmith.data.templates import run_renderer
+from tunesmith.engine.precision import autocast_for
 from tunesmith.errors import UserError
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.evaluate.samples import generate_answers, prediction_rows
@@ -90,13 +91,24 @@ def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None)
 
 @contextmanager
 def _base_of_run(model: nn.Module, run: RunModel | None) -> Iterator[None]:
-    """The run's base (adapters off); a plain model is its own base. A full fine-tune's base is not
-    loaded a second time: its margins are then 0."""
+    """MODEL as the run's base while inside: adapters off, or, for methods that change the base weights
+    themselves (full, freeze), the base's weights loaded in and the trained ones put back after. A plain
+    model is its own base."""
     if run is None:
         yield
         return
-    with base_only(model, run.method):
+    if run.method.config.switchable:
+        with base_only(model, run.method):
+            yield
+        return
+    trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    _, base, _ = load_base(run)
+    model.load_state_dict(base.state_dict())
+    del base
+    try:
         yield
+    finally:
+        model.load_state_dict(trained)
 
 
 @contextmanager
@@ -149,10 +161,11 @@ def evaluate_model(
     task = TASKS.get(cfg.task.name).start()
     renderer = run_renderer(cfg, tokenizer)
     data = task.prepare(cfg, tokenizer, renderer, labels)
-    task.before_eval(model, reference, cfg, data)
-    objective = task.objective(model, cfg, data)
-    loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, task=task))
-    metrics = task.metrics(model, tokenizer, renderer, cfg, data)
+    with autocast_for(cfg.train.mixed_precision, next(model.parameters()).device):  # as training measured
+        task.before_eval(model, reference, cfg, data)
+        objective = task.objective(model, cfg, data)
+        loss = compute_eval_loss(objective, build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, task=task))
+        metrics = task.metrics(model, tokenizer, renderer, cfg, data)
     outputs = metrics.pop("predictions", None)
     if outputs is None and renderer is not None:  # instruction / causal LM: a few sample answers
         outputs = generate_answers(
