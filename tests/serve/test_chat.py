@@ -71,7 +71,11 @@ def test_ctrl_c_stops_the_answer_not_the_program(tiny_runs: dict[str, Path]) -> 
     child.expect("commands:")
     child.expect("you> ")
     child.sendintr()  # at the prompt: clears the line
-    child.expect("cleared")
+    # CPython's readline misses a SIGINT that lands between drawing the prompt and entering its select()
+    # (it is handled at the next key; seen once under a loaded suite): a person presses again, the test too
+    if child.expect(["cleared", pexpect.TIMEOUT], timeout=5) == 1:
+        child.sendintr()
+        child.expect("cleared")
     child.sendeof()
     child.expect("bye")
     child.expect(pexpect.EOF)
