@@ -240,11 +240,10 @@ def score(name: str, standard: str, tunesmith_run: str) -> dict[str, dict[str, A
 def _score_run(run: Any, held: Path, labels: list[str] | None) -> dict[str, Any]:
     from functools import partial
 
-    from tunesmith.methods import base_only
-    from tunesmith.runs.evaluation import Target, evaluate_model, load_target
+    from tunesmith.runs.evaluation import Target, evaluate_model, load_target, run_base
 
     model, tokenizer = load_target(Target("tunesmith", run.config, run), labels)
-    return evaluate_model(model, tokenizer, run.config, held, labels, partial(base_only, model, run.method))
+    return evaluate_model(model, tokenizer, run.config, held, labels, partial(run_base, model, run))
 
 
 def _zero_shot(cfg: Any, held: Path, labels: list[str]) -> dict[str, Any]:

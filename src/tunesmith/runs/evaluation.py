@@ -84,13 +84,13 @@ def evaluate_targets(texts: list[str], data_file: Path, task: str | None = None)
             continue
         model, tokenizer = load_target(target, labels)
         results[target.name] = evaluate_model(
-            model, tokenizer, target.config, data_file, labels, partial(_base_of_run, model, target.run)
+            model, tokenizer, target.config, data_file, labels, partial(run_base, model, target.run)
         )
     return {t.name: results[t.name] for t in targets}
 
 
 @contextmanager
-def _base_of_run(model: nn.Module, run: RunModel | None) -> Iterator[None]:
+def run_base(model: nn.Module, run: RunModel | None) -> Iterator[None]:
     """MODEL as the run's base while inside: adapters off, or, for methods that change the base weights
     themselves (full, freeze), the base's weights loaded in and the trained ones put back after. A plain
     model is its own base."""
