@@ -339,7 +339,7 @@ def main() -> None:
     names = [n for n in args.examples.split(",") if n]
     unknown = [n for n in names if n not in EXAMPLES]
     if unknown:
-        raise SystemExit(f"--examples: unknown {', '.join(unknown)}; known: {', '.join(EXAMPLES)}")
+        parser.error(f"--examples: unknown {', '.join(unknown)}; known: {', '.join(EXAMPLES)}")  # one line, exit 2
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(name, Path(tmp)) for name in names]
     print(table(rows))
