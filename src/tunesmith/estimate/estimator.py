@@ -25,7 +25,12 @@ from tunesmith.data.templates import run_renderer
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
 from tunesmith.estimate.devices import GPU_UTILISATION, Device, find_device
-from tunesmith.estimate.probe import ProbeResult, adamw_seconds_per_param, probe_step
+from tunesmith.estimate.probe import (
+    ProbeResult,
+    adamw_seconds_per_param,
+    first_touch_seconds_per_byte,
+    probe_step,
+)
 from tunesmith.methods import METHODS, count_parameters
 from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
 from tunesmith.tasks import TASKS
@@ -44,6 +49,10 @@ RECOMPUTE_BLOCKS = 8.0
 # glibc malloc's fragmentation of freed activations, against tcmalloc's (measured on the same run:
 # resident 8.2 GB vs 5.8 GB): a Python-API run without tcmalloc preloaded
 LIBC_MALLOC_SLACK = 1.4
+# the first step creates the moments, gradients and activations in memory the process never touched: in
+# units of the kernel's measured page cost (probe.first_touch_seconds_per_byte), fitted to the first
+# steps of this machine's runs (full, LoRA, prompt: 1.5 s per fresh GB against 0.65 s per GB of pages)
+FIRST_TOUCH_FACTOR = 2.2
 HEADROOM = 0.92  # share of the device's memory a run may plan to use
 
 
@@ -275,9 +284,10 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
         )
         probe = probes.rest(blocks, count)
         seconds_per_token = (block_s + probe.seconds_rest) / max(1, probe.tokens)
-        per_param, first_per_param = adamw_seconds_per_param()
-        step_s = seconds_per_token * tokens_per_step * STEP_OVERHEAD + per_param * trainable
-        train_s = step_s * plan.steps + first_per_param * trainable
+        step_s = seconds_per_token * tokens_per_step * STEP_OVERHEAD + adamw_seconds_per_param() * trainable
+        fresh_bytes = (breakdown["gradients"] + breakdown["optimizer"] + activations) * 2**20
+        first_step_s = FIRST_TOUCH_FACTOR * first_touch_seconds_per_byte() * fresh_bytes
+        train_s = step_s * plan.steps + first_step_s
     else:
         assert device.peak_tflops is not None
         train_s = tokens_per_step * plan.steps * flops_per_token / (device.peak_tflops * 1e12 * GPU_UTILISATION)
