@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate llama-cpp clean
+.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -84,6 +84,9 @@ bench-serve: $(VENV)/.dev
 
 bench-estimate: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_estimate.py
+
+bench-scaling: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

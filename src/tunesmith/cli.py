@@ -65,23 +65,55 @@ def train(
     force_resume: Annotated[
         bool, typer.Option("--force-resume", help="resume although training settings or data files changed")
     ] = False,
+    nproc: Annotated[
+        int, typer.Option("--nproc", help="train in N processes on this machine (DDP; gloo on CPU, one per GPU)")
+    ] = 1,
 ) -> None:
     """Fine-tune a model as CONFIG says.
 
     Example: tunesmith train examples/demo/config.yaml train.max_steps=10 output.name=try1
     """
+    from tunesmith.engine.distributed import is_main, launched
     from tunesmith.pipeline import train as run_train
+
+    if nproc != 1 and not launched():  # this process becomes the launcher of NPROC ranks
+        from tunesmith.config import load_config
+        from tunesmith.launch import check_nproc, launch
+        from tunesmith.pipeline import check_job
+
+        check_nproc(nproc)  # what is wrong with the command or the config: one line, before any process starts
+        job = load_config(config, overrides or [])
+        check_job(job, nproc)
+
+        flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--quiet", quiet),
+                                       ("--force-resume", force_resume)) if on]
+        flags += ["--resume-from", str(resume_from)] if resume_from is not None else []
+        code = launch(nproc, [*_root_flags(), "train", str(config), *(overrides or []), *flags],
+                      job.train.stop_grace_s)
+        raise SystemExit(code)
 
     try:
         result = run_train(config, overrides or [], resume=resume, overwrite=overwrite, quiet=quiet,
                            resume_from=resume_from, force_resume=force_resume)
     except KeyboardInterrupt as exc:  # typer would swallow it into a bare status 130
         _interrupted(exc)
-    typer.echo(f"run folder: {result.run_dir}")
+    main = is_main()  # rank 0 speaks for a job of several processes
+    if main:
+        typer.echo(f"run folder: {result.run_dir}")
     failed = [g["message"] for g in result.summary.get("gates", []) if not g["passed"]]
     if failed:  # a finished run below its quality gates: automation must not take it for a success
-        typer.echo(f"failed gate: {'; '.join(failed)}", err=True)
+        if main:
+            typer.echo(f"failed gate: {'; '.join(failed)}", err=True)
         raise SystemExit(3)
+
+
+def _root_flags() -> list[str]:
+    """The root options this process was given, for the processes it launches."""
+    from tunesmith.runs.tuned import TRUST
+
+    chosen = (("--debug", DEBUG["on"]), ("--allow-imports", TRUST.allow_imports),
+              ("--trust-remote-code", TRUST.trust_remote_code), ("--allow-pickle-weights", TRUST.allow_pickle_weights))
+    return [flag for flag, on in chosen if on]
 
 
 @config_app.command("show")
@@ -611,7 +643,10 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         if DEBUG["on"] or "--debug" in args:
             raise
-        typer.echo(f"error: {exc.message}", err=True)
+        from tunesmith.engine.distributed import is_main
+
+        if is_main():  # every rank of a job reads the same inputs: one line, not one per rank
+            typer.echo(f"error: {exc.message}", err=True)
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt as exc:
         _interrupted(exc)
@@ -647,8 +682,11 @@ def _click_exception_types() -> tuple[tuple[type[Exception], ...], tuple[type[Ex
 
 def _interrupted(exc: KeyboardInterrupt) -> None:
     """Exit status 128 + the signal's number, as shells report it (SIGTERM 143, SIGINT 130)."""
+    from tunesmith.engine.distributed import is_main
     from tunesmith.engine.stopping import RunInterrupted, StoppedAtOnce
 
+    if not is_main():  # rank 0 says it for the job
+        raise SystemExit(143 if getattr(exc, "signal_name", "") == "SIGTERM" else 130) from None
     if isinstance(exc, RunInterrupted):
         typer.echo(f"interrupted by {exc}; continue with --resume", err=True)
         raise SystemExit(143 if exc.signal_name == "SIGTERM" else 130) from None

@@ -21,6 +21,7 @@ from tunesmith.errors import UserError
 from tunesmith.methods import METHODS
 from tunesmith.sections import (
     DataConfig,
+    DistributedConfig,
     EarlyStoppingConfig,
     EvalConfig,
     GateRule,
@@ -75,6 +76,7 @@ class RunConfig(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -41,8 +41,9 @@ HEADLINE_METRICS = (
 
 
 class Reporter:
-    def __init__(self, run: RunFolder, quiet: bool = False, log_every: int = 1) -> None:
+    def __init__(self, run: RunFolder, quiet: bool = False, log_every: int = 1, writes: bool = True) -> None:
         self.run = run
+        self.writes = writes  # False on the ranks of a multi-process run other than 0: rank 0 writes the files
         self.log_every = log_every  # train.log_every_steps
         self.console = Console(stderr=True, quiet=quiet, highlight=False)
         self.progress: Progress | None = None
@@ -51,14 +52,16 @@ class Reporter:
 
     def say(self, text: str) -> None:
         self.console.print(text)
-        self.run.log_line(text)
+        if self.writes:
+            self.run.log_line(text)
 
     def data_stats(self, stats: dict[str, Any], formats: list[str]) -> None:
         table = Table(title=f"training data ({', '.join(formats)})", show_header=False)
         for key, value in stats.items():
             table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
         self.console.print(table)
-        self.run.log_line("data " + json.dumps(stats))
+        if self.writes:
+            self.run.log_line("data " + json.dumps(stats))
 
     def parameters(self, trainable: int, total: int, method: str, state_mb: float) -> None:
         self.say(
@@ -86,6 +89,8 @@ class Reporter:
             self.progress.stop()
 
     def callback(self, event: Event, state: LoopState, record: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         if event in (Event.STEP_END, Event.EVALUATE):
             self.run.append_metrics(record)
         if event is Event.STEP_END:

@@ -20,6 +20,7 @@ from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import run_renderer
+from tunesmith.engine import distributed
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import (
     clean_stale,
@@ -91,8 +92,10 @@ def train(
     settings that change the training (or the data) differ from the run's."""
     quiet_libraries()
     cfg = load_config(config, overrides)
+    check_job(cfg, distributed.launched_world_size())
+    distributed.init_process_group()  # a launched rank joins its job before the checks that ask its rank
     if cfg.output.name is None:
-        cfg.output.name = run_name(cfg)
+        cfg.output.name = distributed.gather(run_name(cfg))[0]  # rank 0's clock names the one run folder
     run = RunFolder(Path(cfg.output.dir) / cfg.output.name)
     if run.path.resolve().parent != Path(cfg.output.dir).resolve():
         raise UserError(f"output.name {cfg.output.name!r}: the run folder must lie directly inside output.dir")
@@ -130,7 +133,8 @@ def _train(
         data.general = general_samples(cfg, tokenizer)
     check_notes = run_fast_checks(cfg)
     estimate = estimate_for_run(cfg, source, tokenizer, data)  # before the model loads: its probe is small
-    reporter = Reporter(run, quiet, cfg.train.log_every_steps)
+    main = distributed.is_main()  # only rank 0 writes the run folder, the registry and the console
+    reporter = Reporter(run, quiet or not main, cfg.train.log_every_steps, writes=main)
     # method settings that do not fit the model fail here, before the run folder exists
     try:
         checkpoint = estimate.get("checkpointed_blocks") if estimate else None
@@ -139,18 +143,20 @@ def _train(
         if is_out_of_memory(exc):
             raise UserError(out_of_memory_advice(cfg)) from None
         raise
-    removed = run.create(overwrite and not resume)
-    if not resume:
+    distributed.barrier()  # every rank has checked the folder (check_available) before rank 0 replaces it
+    removed = run.create(overwrite and not resume) if main else None
+    if main and not resume:
         run.config.write_text(dump_config(cfg))
-    if data.labels:
+    if main and data.labels:
         atomic_write_json(run.labels, data.labels)
+    distributed.barrier()  # the folder is rank 0's before any rank reads or writes in it
     if removed:
         reporter.say(removed)
     reporter.data_stats(data.stats, data.formats)
     for note in check_notes + options.notes:
         reporter.say(note)
     started = time.perf_counter()
-    registry = RegistryEntry.open(cfg, run, resume, reporter)
+    registry = RegistryEntry.open(cfg, run, resume, reporter) if main else RegistryEntry.absent(reporter.say)
     try:
         with registry.heartbeat():
             summary = _train_prepared(
@@ -159,11 +165,13 @@ def _train(
             )
     except KeyboardInterrupt as exc:
         note = str(exc) if isinstance(exc, RunInterrupted) else "stopped at once (second signal or grace over)"
-        _write_status(run, "interrupted", started)
+        if main:
+            _write_status(run, "interrupted", started)
         registry.finish("interrupted", note=note)
         raise
     except Exception as exc:
-        _write_status(run, "failed", started)
+        if main:
+            _write_status(run, "failed", started)
         registry.finish("failed", note=f"{type(exc).__name__}: {exc}"[:500])
         if is_out_of_memory(exc):
             raise UserError(out_of_memory_advice(cfg)) from None
@@ -172,13 +180,21 @@ def _train(
     summary["registry_id"] = registry.run_id
     summary["data_check"] = check_notes  # the fast checks' findings, for the model card
     summary["estimate"] = estimate  # beside the measurement: peak_memory_mb, train_s
-    summary = typed_summary(summary)
-    atomic_write_json(run.summary, summary)
-    registry.finish(summary["status"], final_metrics(summary))
-    reporter.summary(summary)
-    report, _ = write_report([run.path])
-    reporter.say(f"report: {report}")
+    summary = distributed.gather(typed_summary(summary))[0]  # rank 0's figures and verdicts, on every rank
+    if main:
+        atomic_write_json(run.summary, summary)
+        registry.finish(summary["status"], final_metrics(summary))
+        reporter.summary(summary)
+        report, _ = write_report([run.path])
+        reporter.say(f"report: {report}")
+    distributed.barrier()  # a rank's result reads the folder rank 0 has finished
     return TrainResult(run.path, run.final, summary, run.read_metrics())
+
+
+def check_job(cfg: RunConfig, world: int) -> None:
+    """What a job of WORLD processes cannot run with this config: one line before any process starts."""
+    multi = TASKS.get(cfg.task.name).multi_process
+    distributed.check_job(cfg.distributed, cfg.train, multi, world)
 
 
 def out_of_memory_advice(cfg: RunConfig) -> str:
@@ -302,6 +318,8 @@ def _train_prepared(
     session = build_session(
         cfg, run, method, task, model, tokenizer, renderer, data, accelerator, reporter.say
     )
+    if accelerator.num_processes > 1:
+        reporter.say(_global_batch_line(session, accelerator.num_processes))
     before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
@@ -334,7 +352,8 @@ def _train_prepared(
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = session.evaluate()
-    _save_final(run, method, model, tokenizer, renderer, data.labels)
+    if distributed.is_main():
+        _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
     summary.update(trainable_state_mb=state_mb, **watchers.summary(state))
@@ -342,6 +361,17 @@ def _train_prepared(
     if cfg.output.trackers:
         accelerator.end_training()  # flush and close the trackers' runs
     return summary
+
+
+def _global_batch_line(session: TrainingSession, world: int) -> str:
+    plan = session.plan
+    line = (
+        f"{world} processes ({session.cfg.distributed.strategy}): global batch {plan.batch_size} rows × "
+        f"{plan.grad_accum} accumulation × {world} processes = {plan.rows_per_step} rows per step"
+    )
+    if plan.dropped_per_epoch:
+        line += f"; {plan.dropped_per_epoch} rows of each epoch's short last step are left out"
+    return line
 
 
 def _add_verdicts(
@@ -431,11 +461,12 @@ def build_accelerator(
 
     if AcceleratorState._shared_state and PartialState().distributed_type == DistributedType.NO:
         AcceleratorState._reset_state(reset_partial_state=False)
-    if not trackers or run is None:
-        return Accelerator(mixed_precision=mixed_precision)
-    return Accelerator(
-        mixed_precision=mixed_precision, log_with=list(trackers), project_dir=run.path / "trackers"
-    )
+    # the schedule advances once per optimizer step in a run of any world size (every rank runs every step;
+    # accelerate's default advances it once per process, for data loaders that split the steps between them)
+    options: dict[str, Any] = {"mixed_precision": mixed_precision, "step_scheduler_with_optimizer": False}
+    if trackers and run is not None:
+        options.update(log_with=list(trackers), project_dir=run.path / "trackers")
+    return Accelerator(**options)
 
 
 def _sample_answers(cfg: RunConfig, data: PreparedData, model: Any, renderer: Any) -> list[str]:
@@ -457,7 +488,8 @@ def _load_or_run_before(session: TrainingSession, resume: bool) -> dict[str, Any
         "answers_before": _sample_answers(session.cfg, session.data, session.model, session.renderer),
         "general_perplexity_before": session.general_ppl(),
     }
-    atomic_write_json(run.state, before)
+    if distributed.is_main():
+        atomic_write_json(run.state, before)
     return before
 
 
@@ -466,19 +498,13 @@ def _restore(
 ) -> tuple[LoopState, dict[str, Any], dict[str, Any], Path]:
     """(state at the chosen checkpoint, the watchers' saved state, early stopping's best weights, that
     checkpoint's path): --resume-from's, else the newest that verifies (newer broken ones named, skipped)."""
-    for note in clean_stale(run.checkpoints):
-        say(f"checkpoints: {note}")
-    if restored := restore_replaced(run.final):
-        say(restored)
+    chosen = options.checkpoint
+    if chosen is not None and chosen.resolve().parent != run.checkpoints.resolve():
+        raise UserError(f"--resume-from {chosen}: not a checkpoint of {run.path}")
+    if distributed.is_main():
+        _tidy_for_resume(run, options, say)
+    distributed.barrier()  # the other ranks choose among what rank 0 left
     path = options.checkpoint or newest_valid_checkpoint(run.checkpoints, say)
-    if options.checkpoint is not None:
-        chosen = options.checkpoint.resolve()
-        if chosen.parent != run.checkpoints.resolve():
-            raise UserError(f"--resume-from {options.checkpoint}: not a checkpoint of {run.path}")
-        for newer in list_checkpoints(run.checkpoints):  # the abandoned future: a later --resume must not pick it
-            if newer.resolve() != chosen and int(newer.name.split("-")[1]) > int(chosen.name.split("-")[1]):
-                shutil.rmtree(newer)
-                say(f"checkpoints: removed {newer.name}, newer than the --resume-from checkpoint")
     if path is None:
         raise UserError(
             f"--resume: {run.checkpoints} holds no complete checkpoint; start again with --overwrite"
@@ -490,7 +516,15 @@ def _restore(
             f"--resume: the data files changed since {path.name} was written (fingerprint {saved_data} → "
             f"{session.identity.get('data_fingerprint')}); resume with --force-resume to train on the new data"
         )
-    info = load_checkpoint(path, session.wrapped, session.optimizer, session.scheduler)
+    saved_rows = manifest.get("rows_per_step")
+    if saved_rows and saved_rows != session.plan.rows_per_step and not options.force:
+        raise UserError(
+            f"--resume: {path.name} was written by a job of {manifest.get('world_size', 1)} process(es) with "
+            f"{saved_rows} rows per step, this one has {session.plan.num_processes} with "
+            f"{session.plan.rows_per_step}; keep the global batch (train.batch_size × train.grad_accum × "
+            "processes), or pass --force-resume"
+        )
+    info = load_checkpoint(path, session.unwrapped, session.optimizer, session.scheduler, distributed.rank())
     state.step = info["step"]
     state.load_counters(info.get("loop", {}))
     if state.micro_batch is not None:  # auto_micro_batch backed off before the checkpoint: keep its choice
@@ -498,9 +532,24 @@ def _restore(
         session.plan.batch_size, session.plan.grad_accum = state.micro_batch, session.cfg.train.grad_accum * factor
     session.load_extra_state(info)
     state.last_saved_step = state.step
-    run.truncate_metrics(state.step)
+    if distributed.is_main():
+        run.truncate_metrics(state.step)
     say(f"resuming from {path.name} (verified against its manifest)")
     return state, info.get("watchers", {}), load_best_weights(path), path
+
+
+def _tidy_for_resume(run: RunFolder, options: ResumeOptions, say: Any) -> None:
+    """What killed saves left, and --resume-from's abandoned future (rank 0 only)."""
+    for note in clean_stale(run.checkpoints):
+        say(f"checkpoints: {note}")
+    if restored := restore_replaced(run.final):
+        say(restored)
+    if options.checkpoint is not None:
+        chosen = options.checkpoint.resolve()
+        for newer in list_checkpoints(run.checkpoints):  # the abandoned future: a later --resume must not pick it
+            if newer.resolve() != chosen and int(newer.name.split("-")[1]) > int(chosen.name.split("-")[1]):
+                shutil.rmtree(newer)
+                say(f"checkpoints: removed {newer.name}, newer than the --resume-from checkpoint")
 
 
 def _save_final(

@@ -315,6 +315,18 @@ class EvalConfig(Section):
     )
 
 
+class DistributedConfig(Section):
+    """How a run of several processes (`tunesmith train --nproc N`, torchrun, accelerate launch) shares the
+    work. A run of one process ignores it."""
+
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp",
+        description="ddp: every process holds the whole model and averages gradients (gloo on CPU, NCCL on "
+        "CUDA); fsdp (FSDP2) and deepspeed (ZeRO) shard it, through accelerate, on CUDA GPUs only: not yet "
+        "available in tunesmith",
+    )
+
+
 class OutputConfig(Section):
     dir: str = Field("runs", description="root folder of run folders")
     name: str | None = Field(None, description="run folder name, one plain path component (default: a timestamp)")

@@ -13,8 +13,9 @@ import torch
 
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
+from tunesmith.engine import distributed
 from tunesmith.engine.callbacks import Callback, LoopState
-from tunesmith.engine.checkpoint import save_checkpoint
+from tunesmith.engine.checkpoint import rng_state, save_checkpoint
 from tunesmith.engine.compile import compile_forward
 from tunesmith.engine.loop import LoopParts
 from tunesmith.engine.optim import build_optimizer, build_scheduler
@@ -63,15 +64,25 @@ class TrainingSession:
     def evaluate(self) -> float:
         return compute_eval_loss(self.wrapped, self.eval_batches, self.accelerator)
 
+    @property
+    def unwrapped(self) -> Any:
+        """The objective without accelerate's wrapper (DDP): its parameter names are the same in a run of
+        any number of processes, so a checkpoint resumes on another world size."""
+        return self.accelerator.unwrap_model(self.wrapped)
+
     def checkpoint(self, step: int) -> None:
-        """Weights, optimizer, scheduler, RNG, and the watchers' state (with early stopping's best weights)."""
-        extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters(), **self.extra_state()}
-        best = self.watchers.best_weights or None
-        keep = self.cfg.train.keep_checkpoints
-        save_checkpoint(
-            self.run.checkpoints, step, self.wrapped, self.optimizer, self.scheduler, extra, keep, best,
-            identity=self.identity, protect=self.resumed_from,
-        )
+        """Weights, optimizer, scheduler, every rank's RNG, and the watchers' state (with early stopping's
+        best weights). DDP keeps weights and optimizer identical on every rank: rank 0 writes them."""
+        rng_states = distributed.gather(rng_state())
+        if distributed.is_main():
+            extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters(), **self.extra_state()}
+            best = self.watchers.best_weights or None
+            keep = self.cfg.train.keep_checkpoints
+            save_checkpoint(
+                self.run.checkpoints, step, self.unwrapped, self.optimizer, self.scheduler, extra, keep, best,
+                identity=self.identity, protect=self.resumed_from, rng_states=rng_states,
+            )
+        distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
 
     def task_eval(self, eval_loss: float | None, when: str) -> dict[str, Any] | None:
         """Eval loss, perplexity and the task's metrics (None with eval.none); the per-record outputs go to
@@ -88,7 +99,7 @@ class TrainingSession:
         return {"eval_loss": eval_loss, "perplexity": perplexity(eval_loss), **metrics}
 
     def _write_predictions(self, when: str, outputs: list[Any] | None, correct: list[bool] | None) -> None:
-        if outputs is None:
+        if outputs is None or not distributed.is_main():
             return
         rows = prediction_rows(self.data.eval_examples(), outputs, correct)
         atomic_write_text(self.run.predictions(when), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -188,8 +199,14 @@ def build_session(
     collate_fn = task.make_collate(model, tokenizer, renderer, cfg)
     return TrainingSession(
         cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
-        total_steps, eval_batches, watchers, run_identity(cfg), collate_fn=collate_fn,
+        total_steps, eval_batches, watchers, _identity(cfg, plan), collate_fn=collate_fn,
     )  # fmt: skip
+
+
+def _identity(cfg: RunConfig, plan: BatchPlan) -> dict[str, Any]:
+    """What a checkpoint's manifest records of the run: config hash, data fingerprint, and the job's shape
+    (a resume with another global batch trains differently)."""
+    return {**run_identity(cfg), "world_size": plan.num_processes, "rows_per_step": plan.rows_per_step}
 
 
 def frozen_in_bf16(cfg: RunConfig, method: Method, base: Any) -> bool:

@@ -10,9 +10,10 @@ import torch
 from tunesmith import train
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import build_rows, collate
-from tunesmith.data.records import Conversation, Message
+from tunesmith.data.records import Conversation, Message, TokenizedSample
 from tunesmith.data.templates import build_renderer, tokenize_conversation
 from tunesmith.engine.loop import accumulate_gradients
+from tunesmith.errors import UserError
 from tunesmith.objectives.logprobs import TrainedTokenLM
 
 
@@ -65,3 +66,21 @@ def test_training_runs_match(make_config: Callable[..., dict[str, Any]], tmp_pat
     losses_b = [m["loss"] for m in b.metrics if "loss" in m]
     assert len(losses_a) == 3
     assert losses_a == pytest.approx(losses_b, abs=1e-5)
+
+
+def test_ranks_share_each_step_with_no_row_lost_or_repeated() -> None:
+    rows: list[Any] = [[TokenizedSample([i] * (1 + i % 5), [1] * (1 + i % 5), f"r{i}")] for i in range(22)]
+    one = BatchPlan(rows, batch_size=4, grad_accum=1, seed=3, group_by_length=False)
+    two = BatchPlan(rows, batch_size=2, grad_accum=1, seed=3, group_by_length=False, num_processes=2)
+    assert two.rows_per_step == one.rows_per_step == 4
+    assert two.steps_per_epoch == 5 and one.steps_per_epoch == 6  # 22 rows: the short step is left out
+    assert two.dropped_per_epoch == 2 and one.dropped_per_epoch == 0
+    for step in range(10):
+        shares = [two.micro_batches(two.step_at(step), rank) for rank in (0, 1)]
+        assert [len(share) for share in shares] == [1, 1]
+        ranks_rows = [id(row) for share in shares for batch in share for row in batch]
+        same = step if step < 5 else step + 1  # the same epoch's step of one process (it keeps the short one)
+        assert ranks_rows == [id(row) for batch in one.micro_batches(one.step_at(same)) for row in batch]
+    lonely = BatchPlan(rows[:1], batch_size=2, grad_accum=1, seed=3, group_by_length=False, num_processes=2)
+    with pytest.raises(UserError, match="gives 1 rows: fewer micro-batches of 2 than the 2 processes"):
+        _ = lonely.steps_per_epoch

@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from tunesmith.data.records import TokenizedSample
+from tunesmith.errors import UserError
 
 MEGABATCH_STEPS = 50  # length grouping sorts within windows of this many steps, keeping randomness
 
@@ -37,6 +38,12 @@ class BatchPlan:
     def steps_per_epoch(self) -> int:
         return len(self._plan_epoch(0))  # the same count in every epoch
 
+    @property
+    def dropped_per_epoch(self) -> int:
+        """Rows of each epoch left out: a short last step, which several processes cannot share evenly (as
+        torch's DistributedSampler with drop_last)."""
+        return max(0, len(self.rows) - self.steps_per_epoch * self.rows_per_step)
+
     def epoch_steps(self, epoch: int) -> list[list[int]]:
         """Row indices of every step of one epoch (kept for the current epoch: asked once per step)."""
         if self._cached_epoch is None or self._cached_epoch[0] != epoch:
@@ -58,6 +65,11 @@ class BatchPlan:
         steps = [order[i : i + per_step] for i in range(0, len(order), per_step)]
         if self.num_processes > 1 and len(steps) > 1 and len(steps[-1]) < per_step:
             steps.pop()  # every process must run the same number of micro-batches, or DDP waits forever
+        if self.num_processes > 1 and steps and -(-len(steps[0]) // self.batch_size) < self.num_processes:
+            raise UserError(
+                f"the training data gives {len(self.rows)} rows: fewer micro-batches of {self.batch_size} than the "
+                f"{self.num_processes} processes; lower --nproc or train.batch_size, or add data"
+            )
         if self.group_by_length:
             steps = [steps[i] for i in rng.permutation(len(steps)).tolist()]
         return steps

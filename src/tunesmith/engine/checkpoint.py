@@ -106,10 +106,12 @@ def save_checkpoint(
     best: dict[str, torch.Tensor] | None = None,
     identity: dict[str, Any] | None = None,
     protect: Path | None = None,
+    rng_states: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write `step-N` atomically (see the module docstring); returns its path.
 
-    identity: what the manifest records about the run (config hash, data fingerprint).
+    identity: what the manifest records about the run (config hash, data fingerprint); rng_states: every
+    rank's RNG state in rank order (a multi-process run: rank 0 writes them all), default this process's.
     """
     bad = [name for name, tensor in trainable_state(model).items() if not torch.isfinite(tensor).all()]
     if bad:
@@ -122,7 +124,7 @@ def save_checkpoint(
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, step, model, optimizer, scheduler, extra, best, identity or {})
+        _write_files(tmp, step, model, optimizer, scheduler, extra, best, identity or {}, rng_states or [rng_state()])
         _swap_in(tmp, final)
     except (OSError, SafetensorError) as exc:  # a full disk, a file-size limit, a read-only mount
         shutil.rmtree(tmp, ignore_errors=True)
@@ -154,14 +156,16 @@ def _io_reason(exc: BaseException) -> str:
 
 def _write_files(
     tmp: Path, step: int, model: nn.Module, optimizer: Any, scheduler: Any, extra: dict[str, Any],
-    best: dict[str, torch.Tensor] | None, identity: dict[str, Any],
+    best: dict[str, torch.Tensor] | None, identity: dict[str, Any], rng_states: list[dict[str, Any]],
 ) -> None:
     save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
     if best:
         save_file({k: v.contiguous().cpu() for k, v in best.items()}, str(tmp / BEST_FILE))
     tensors: dict[str, torch.Tensor] = {}
     extra = dict(extra)
-    trained = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()}
+    trained = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states[0]}
+    if len(rng_states) > 1:  # ranks 1..N-1 of a multi-process run
+        trained["rng_other_ranks"] = rng_states[1:]
     if "task_state" in extra:  # may hold tensors (PPO's reused rollout): stored the optimizer's way
         trained["task"] = extra.pop("task_state")
     state = encode(trained, tensors)
@@ -262,8 +266,11 @@ def load_best_weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / BEST_FILE)) if (path / BEST_FILE).is_file() else {}
 
 
-def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
-    """Verify, then restore weights, optimizer, scheduler and RNG; returns state.json's content."""
+def load_checkpoint(
+    path: Path, model: nn.Module, optimizer: Any, scheduler: Any, rank: int = 0
+) -> dict[str, Any]:
+    """Verify, then restore weights, optimizer, scheduler and RANK's RNG state (rank 0's for a rank the
+    saving run did not have: a resume on more processes); returns state.json's content."""
     verify_checkpoint(path)
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
@@ -279,7 +286,8 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: Any, scheduler: Any
             f"checkpoint {path} does not fit this model ({type(exc).__name__}: {str(exc)[:120]}); the model or "
             "method changed since it was written"
         ) from None
-    set_rng_state(state["rng"])
+    ranks = [state["rng"], *state.get("rng_other_ranks", [])]
+    set_rng_state(ranks[rank] if rank < len(ranks) else ranks[0])
     info: dict[str, Any] = json.loads((path / "state.json").read_text())
     if "task" in state:
         info["task_state"] = state["task"]

@@ -22,6 +22,7 @@ from torch import nn
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.packing import Batch, collate
 from tunesmith.engine.callbacks import Callback, Event, LoopState
+from tunesmith.engine.distributed import any_rank
 from tunesmith.engine.memory import is_out_of_memory
 from tunesmith.engine.stopping import StopSignal
 from tunesmith.errors import UserError
@@ -84,6 +85,7 @@ def run_loop(parts: LoopParts, state: LoopState) -> LoopState:
         due = (parts.save_every and state.step % parts.save_every == 0) or (
             minutes is not None and time.monotonic() - last_save >= 60 * minutes
         )
+        due = any_rank(bool(due))  # each rank's own clock: they save together when any one is due
         if parts.save_checkpoint and due:
             _save(parts, state)
             last_save = time.monotonic()
@@ -99,8 +101,9 @@ def _save(parts: LoopParts, state: LoopState) -> None:
 
 
 def _stop_if_asked(parts: LoopParts, state: LoopState) -> None:
-    if parts.stop is None or parts.stop.requested is None:
+    if not any_rank(parts.stop is not None and parts.stop.requested is not None):
         return
+    assert parts.stop is not None  # another rank's stop: every rank runs with one (pipeline.train)
     parts.stop.at_boundary()
     if parts.save_checkpoint and state.last_saved_step != state.step:
         _save(parts, state)
@@ -150,7 +153,8 @@ def train_step(parts: LoopParts, state: LoopState) -> dict[str, Any]:
     finite = math.isfinite(loss) and (scaled or math.isfinite(grad_norm))
     if finite:
         parts.optimizer.step()
-        parts.scheduler.step()
+        if not getattr(parts.optimizer, "step_was_skipped", False):  # fp16's scaler skipped an overflowing update
+            parts.scheduler.step()
         state.consecutive_skips = 0
     else:
         _non_finite(parts, state, loss, grad_norm, rows)

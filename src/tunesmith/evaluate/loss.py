@@ -42,6 +42,8 @@ def compute_eval_loss(objective: nn.Module, batches: list[Batch], accelerator: A
     (training): its device and autocast, and the sums over every process, each holding its share."""
     device = accelerator.device if accelerator is not None else next(objective.parameters()).device
     autocast = accelerator.autocast if accelerator is not None else nullcontext
+    if accelerator is not None:  # DDP's forward syncs buffers with every rank: ranks hold different batch counts
+        objective = accelerator.unwrap_model(objective)
     loss_sum, count = torch.zeros((), device=device), 0
     with eval_mode(objective):
         for batch in batches:

@@ -25,9 +25,14 @@ def run_identity(cfg: RunConfig) -> dict[str, str]:
 
 @dataclass
 class RegistryEntry:
-    registry: RunRegistry
+    registry: RunRegistry | None
     run_id: int | None
     say: Any  # where a registry problem is reported (the run's console and log)
+
+    @classmethod
+    def absent(cls, say: Any) -> RegistryEntry:
+        """No row: a rank other than 0 of a multi-process run (rank 0 keeps the run's one row)."""
+        return cls(None, None, say)
 
     @classmethod
     def open(cls, cfg: RunConfig, run: RunFolder, resume: bool, reporter: Any) -> RegistryEntry:
@@ -49,12 +54,14 @@ class RegistryEntry:
         return entry
 
     def heartbeat(self) -> Any:
-        return Heartbeat(self.registry, self.run_id) if self.run_id is not None else nullcontext()
+        if self.registry is None or self.run_id is None:
+            return nullcontext()
+        return Heartbeat(self.registry, self.run_id)
 
     def finish(self, status: str, metrics: dict[str, Any] | None = None, note: str | None = None) -> None:
-        if self.run_id is not None:
-            run_id = self.run_id
-            self._guard(lambda: self.registry.finish(run_id, status, metrics, note))
+        registry, run_id = self.registry, self.run_id
+        if registry is not None and run_id is not None:
+            self._guard(lambda: registry.finish(run_id, status, metrics, note))
 
     def _guard(self, action: Any) -> Any:
         try:

@@ -68,6 +68,7 @@ class Task(Protocol):
     probes_memorization: bool
     summary_metrics: tuple[str, ...]  # task metrics summary.json also holds as <metric>_before / _after
     estimable: bool  # `tunesmith estimate` can probe its step (no reference log-probs or rollouts needed)
+    multi_process: bool  # runs in a job of several processes (its per-run state is the same on every rank)
 
     def rows(self, samples: list[TokenizedSample], cfg: RunConfig) -> list[list[TokenizedSample]]:
         """Samples → the rows batches are made of (packed bins, single samples, or answer pairs)."""
@@ -98,6 +99,7 @@ class TaskDefaults:
 
     config: type[TaskSection] = TaskSection
     has_eval_loss = True  # False: the objective cannot be evaluated on fixed held-out batches (RL)
+    multi_process = True
     probes_memorization = False  # True: samples are LM answers the memorization probe can cut
     summary_metrics: tuple[str, ...] = ()
     estimable = True

@@ -118,9 +118,11 @@ class DpoTask(InstructionTask):
             values = json.loads(cache.read_text())
         else:
             values = _reference_logps(model, lambda: base_only(model, method), samples)
+            from tunesmith.engine.distributed import is_main
             from tunesmith.files import atomic_write_json
 
-            atomic_write_json(cache, values)
+            if is_main():  # every rank computed the same values; rank 0 keeps them in the run folder
+                atomic_write_json(cache, values)
         _attach_reference(samples, values)
 
     def before_eval(

@@ -118,6 +118,9 @@ class GrpoTask(InstructionTask):
     name = "grpo"
     config: type[TaskSection] = GrpoConfig
     estimable = False  # its step needs reference log-probs / rollouts
+    # each rank samples its own rollouts (and PPO adapts its KL coefficient to them): per-rank state a
+    # checkpoint does not keep yet
+    multi_process = False
     summary_metrics = ("mean_reward", "kl")
     probes_memorization = False
     has_eval_loss = False  # the objective needs fresh samples; held-out quality is the mean reward

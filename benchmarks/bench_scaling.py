@@ -1,0 +1,78 @@
+"""One process against several on the same job: what `tunesmith train --nproc N` (DDP) buys on this machine.
+
+    make bench-scaling     (or: .venv/bin/python benchmarks/bench_scaling.py [--steps 12] [--nproc 2])
+
+SmolLM2-135M-Instruct, LoRA r16 on all linear layers, the demo's data packed to 512 tokens, the same
+global batch (8 rows a step) and steps: 1 process with batch 8 (all cores), then N processes with batch
+8/N (cores shared out by the launcher). Each side runs in its own job; its summary gives the global real
+tokens per second, rank 0's peak memory, the loss curve and the eval loss. Prints the ratios, and the
+largest loss difference between the two curves (the same training, summed in another order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "demo"
+GLOBAL_BATCH = 8
+
+
+def config_for(name: str, batch_size: int, steps: int, out: Path) -> dict[str, Any]:
+    return {
+        "model": {"path": "smollm2-135m-instruct"},
+        "data": {"train": str(DEMO / "train.jsonl"), "eval": str(DEMO / "eval.jsonl"), "max_length": 512,
+                 "packing": True, "checks": "off"},
+        "method": {"name": "lora", "r": 16, "alpha": 32, "dropout": 0.0},
+        "train": {"max_steps": steps, "batch_size": batch_size, "lr": 1e-4, "save_every_minutes": None},
+        "eval": {"num_samples": 0, "forgetting": False, "memorization": {"samples": 0}},
+        "output": {"dir": str(out), "name": name},
+    }  # fmt: skip
+
+
+def run(name: str, nproc: int, steps: int, out: Path) -> dict[str, Any]:
+    path = out / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config_for(name, GLOBAL_BATCH // nproc, steps, out)))
+    done = subprocess.run([sys.executable, "-m", "tunesmith", "train", str(path), "--quiet", "--nproc", str(nproc)],
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name}: training failed: {done.stderr[-2000:]}")
+    summary = json.loads((out / name / "summary.json").read_text())
+    lines = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+    return {"side": f"{nproc} process{'es' if nproc > 1 else ''} × batch {GLOBAL_BATCH // nproc}",
+            "tokens_per_s": summary["real_tokens_per_s"], "peak_mb": summary["peak_memory_mb"],
+            "eval_loss": summary["eval_loss_after"], "losses": [r["loss"] for r in lines if "loss" in r]}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    base = rows[0]
+    lines = ["| side | real tokens/s | × 1 process | peak MB (rank 0) | eval loss after |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['side']} | {r['tokens_per_s']:.0f} | {r['tokens_per_s'] / base['tokens_per_s']:.2f} | "
+                     f"{r['peak_mb']:,.0f} | {r['eval_loss']:.4f} |")
+    gap = max(abs(a - b) for a, b in zip(rows[0]["losses"], rows[-1]["losses"], strict=True))
+    lines.append(f"\nlargest step-loss difference between the two curves: {gap:.2e}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--nproc", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run("one", 1, args.steps, Path(tmp)), run("many", args.nproc, args.steps, Path(tmp))]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
