@@ -40,14 +40,13 @@ def check_nproc(nproc: int) -> None:
 
 
 def launch(nproc: int, args: list[str], grace_s: float = 60.0) -> int:
-    """Run `python -m tunesmith ARGS` as NPROC ranks of one job on this machine; returns the exit status.
-    GRACE_S (train.stop_grace_s): how long the ranks may take after a SIGTERM to reach a step boundary and
-    checkpoint before the launcher kills them."""
+    """Run `python -m tunesmith ARGS` as NPROC ranks of one job on this machine (NPROC already passed
+    `check_nproc`); returns the exit status. GRACE_S (train.stop_grace_s): how long the ranks may take after
+    a SIGTERM to reach a step boundary and checkpoint before the launcher kills them."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    check_nproc(nproc)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     for name in list(logging.root.manager.loggerDict):  # its notices and tracebacks: the ranks say what matters
         if name.startswith("torch.distributed.elastic"):
@@ -70,8 +69,8 @@ def _failed(exc: Any) -> int:
     (then rank 0 has said why, for every rank)."""
     rank, failure = exc.get_first_failure()
     code = failure.exitcode
-    first = exc.failures.get(0)
-    if code in EXPLAINED and first is not None and first.exitcode == code:
+    rank_zero = exc.failures.get(0)
+    if code in EXPLAINED and rank_zero is not None and rank_zero.exitcode == code:
         return int(code)
     how = f"was killed by {failure.signal_name()}" if code < 0 else f"failed with exit status {code}"
     print(

@@ -18,6 +18,7 @@ from typing import Any
 
 from tunesmith.config import RunConfig, dump_config, load_config
 from tunesmith.console import Reporter
+from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import run_renderer
 from tunesmith.engine import distributed
@@ -319,7 +320,7 @@ def _train_prepared(
         cfg, run, method, task, model, tokenizer, renderer, data, accelerator, reporter.say
     )
     if accelerator.num_processes > 1:
-        reporter.say(_global_batch_line(session, accelerator.num_processes))
+        reporter.say(_global_batch_line(session.plan, cfg.distributed.strategy))
     before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
@@ -363,10 +364,10 @@ def _train_prepared(
     return summary
 
 
-def _global_batch_line(session: TrainingSession, world: int) -> str:
-    plan = session.plan
+def _global_batch_line(plan: BatchPlan, strategy: str) -> str:
+    world = plan.num_processes
     line = (
-        f"{world} processes ({session.cfg.distributed.strategy}): global batch {plan.batch_size} rows × "
+        f"{world} processes ({strategy}): global batch {plan.batch_size} rows × "
         f"{plan.grad_accum} accumulation × {world} processes = {plan.rows_per_step} rows per step"
     )
     if plan.dropped_per_epoch:
