@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling llama-cpp clean
+.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling scale-on-paper llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -87,6 +87,9 @@ bench-estimate: $(VENV)/.installed
 
 bench-scaling: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_scaling.py
+
+scale-on-paper: $(VENV)/.installed
+	$(BIN)/python benchmarks/scale_on_paper.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

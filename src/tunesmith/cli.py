@@ -79,7 +79,7 @@ def train(
     if nproc != 1 and not launched():  # this process becomes the launcher of NPROC ranks
         from tunesmith.config import load_config
         from tunesmith.launch import check_nproc, launch
-        from tunesmith.pipeline import check_job
+        from tunesmith.training import check_job
 
         check_nproc(nproc)  # what is wrong with the command or the config: one line, before any process starts
         job = load_config(config, overrides or [])
@@ -159,18 +159,22 @@ def estimate(
     ] = "cpu",
     memory_gb: Annotated[float | None, typer.Option("--memory-gb", help="memory to plan for instead of the device's")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the estimate as JSON here")] = None,
+    nproc: Annotated[
+        int, typer.Option("--nproc", min=1, help="processes of the job (memory per process, as distributed.strategy shares it)")
+    ] = 1,
 ) -> None:
     """What a run will cost before it runs: parameters, peak memory by part, time, whether it fits, the
     largest micro-batch that fits, and the cheapest changes that would fit. Reads the model's config and the
     data, never the weights; measures a one- and two-block probe of the run's step (seconds).
 
-    Example: tunesmith estimate examples/demo/config.yaml --device t4
+    Example: tunesmith estimate examples/demo/config.yaml --device t4; with --nproc 8 and
+    distributed.strategy=fsdp, what each of 8 GPUs needs.
     """
     from tunesmith.estimate.estimator import estimate_config
     from tunesmith.estimate.report import print_estimate
     from tunesmith.files import atomic_write_json
 
-    found = estimate_config(config, overrides or [], device, memory_gb)
+    found = estimate_config(config, overrides or [], device, memory_gb, processes=nproc)
     print_estimate(found)
     if json_out is not None:
         atomic_write_json(json_out, found.to_json())

@@ -21,7 +21,7 @@ from tunesmith.console import Reporter
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
 from tunesmith.data.templates import run_renderer
-from tunesmith.engine import distributed
+from tunesmith.engine import distributed, sharding
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.checkpoint import (
     clean_stale,
@@ -50,7 +50,7 @@ from tunesmith.runs.report import write_report
 from tunesmith.runs.summary import typed_summary
 from tunesmith.runs.trackers import TrackerLog, check_trackers, flat_config, prepare_trackers
 from tunesmith.tasks import TASKS, Task
-from tunesmith.training import TrainingSession, apply_run_settings, build_session
+from tunesmith.training import TrainingSession, apply_run_settings, build_session, check_job
 
 
 @dataclass
@@ -192,12 +192,6 @@ def _train(
     return TrainResult(run.path, run.final, summary, run.read_metrics())
 
 
-def check_job(cfg: RunConfig, world: int) -> None:
-    """What a job of WORLD processes cannot run with this config: one line before any process starts."""
-    multi = TASKS.get(cfg.task.name).multi_process
-    distributed.check_job(cfg.distributed, cfg.train, multi, world)
-
-
 def out_of_memory_advice(cfg: RunConfig) -> str:
     """One line with the fixes that apply to this config, most effective first."""
     t, d = cfg.train, cfg.data
@@ -321,6 +315,10 @@ def _train_prepared(
     )
     if accelerator.num_processes > 1:
         reporter.say(_global_batch_line(session.plan, cfg.distributed.strategy))
+    if sharding.is_sharded(model):
+        held, whole = sharding.held_bytes(model)
+        reporter.say(f"fsdp: this process holds {held / 2**20:.1f} MB of the model's {whole / 2**20:.1f} MB of "
+                     "weights, and that share of its gradients and optimizer state")
     before = _load_or_run_before(session, resume)
     state, watchers = session.new_state(), session.watchers
     if resume:
@@ -353,8 +351,9 @@ def _train_prepared(
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = session.evaluate()
-    if distributed.is_main():
-        _save_final(run, method, model, tokenizer, renderer, data.labels)
+    with sharding.gathered(model):  # FSDP: the whole model on every rank while rank 0 saves it
+        if distributed.is_main():
+            _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)
     summary.update(trainable_state_mb=state_mb, **watchers.summary(state))

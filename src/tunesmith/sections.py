@@ -322,8 +322,18 @@ class DistributedConfig(Section):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
         "ddp",
         description="ddp: every process holds the whole model and averages gradients (gloo on CPU, NCCL on "
-        "CUDA); fsdp (FSDP2) and deepspeed (ZeRO) shard it, through accelerate, on CUDA GPUs only: not yet "
-        "available in tunesmith",
+        "CUDA); fsdp: FSDP2 (torch's fully_shard on each block and the model) keeps 1/N of the weights, "
+        "gradients and optimizer state on each process, on CPU and CUDA; deepspeed (ZeRO): not yet available",
+    )
+    fsdp_sharding: Literal["full", "hybrid"] = Field(
+        "full",
+        description="fsdp only. full: shard over every process of the job; hybrid: shard within a node, "
+        "replicate across nodes (less traffic between nodes, more memory per GPU)",
+    )
+    fsdp_cpu_offload: bool = Field(
+        False,
+        description="fsdp only: keep the shards of weights, gradients and optimizer state in CPU memory "
+        "between uses (CUDA: fits larger models at the cost of transfers)",
     )
 
 

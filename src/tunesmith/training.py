@@ -13,7 +13,7 @@ import torch
 
 from tunesmith.data.batches import BatchPlan
 from tunesmith.data.prepare import PreparedData
-from tunesmith.engine import distributed
+from tunesmith.engine import distributed, sharding
 from tunesmith.engine.callbacks import Callback, LoopState
 from tunesmith.engine.checkpoint import rng_state, save_checkpoint
 from tunesmith.engine.compile import compile_forward
@@ -25,11 +25,11 @@ from tunesmith.evaluate.forgetting import general_perplexity
 from tunesmith.evaluate.loss import build_eval_batches, compute_eval_loss
 from tunesmith.evaluate.samples import prediction_rows
 from tunesmith.files import atomic_write_text
-from tunesmith.methods import Method
+from tunesmith.methods import METHODS, Method
 from tunesmith.modes import perplexity
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.record import run_identity
-from tunesmith.tasks import Task
+from tunesmith.tasks import TASKS, Task
 
 if TYPE_CHECKING:
     from tunesmith.config import RunConfig
@@ -72,14 +72,16 @@ class TrainingSession:
 
     def checkpoint(self, step: int) -> None:
         """Weights, optimizer, scheduler, every rank's RNG, and the watchers' state (with early stopping's
-        best weights). DDP keeps weights and optimizer identical on every rank: rank 0 writes them."""
+        best weights). DDP keeps weights and optimizer identical on every rank, FSDP gathers them whole:
+        rank 0 writes them."""
         rng_states = distributed.gather(rng_state())
+        weights, optimizer_state = sharding.trained(self.unwrapped, self.optimizer)
         if distributed.is_main():
             extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters(), **self.extra_state()}
             best = self.watchers.best_weights or None
             keep = self.cfg.train.keep_checkpoints
             save_checkpoint(
-                self.run.checkpoints, step, self.unwrapped, self.optimizer, self.scheduler, extra, keep, best,
+                self.run.checkpoints, step, weights, optimizer_state, self.scheduler, extra, keep, best,
                 identity=self.identity, protect=self.resumed_from, rng_states=rng_states,
             )
         distributed.barrier()  # no rank goes on (or stops) before the checkpoint is whole
@@ -181,6 +183,9 @@ def build_session(
         num_processes=accelerator.num_processes,
     )
     total_steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * plan.steps_per_epoch))
+    fsdp = accelerator.num_processes > 1 and cfg.distributed.strategy == "fsdp"
+    if fsdp:  # before the objective is built around it (it reads whether the model is sharded)
+        sharding.shard_model(model, cfg.distributed, accelerator.num_processes)
     wrapped = task.objective(model, cfg, data)
     if cfg.train.compile:
         compile_forward(wrapped, say)
@@ -188,12 +193,16 @@ def build_session(
         wrapped, cfg.train, method.optimizer_class(cfg.method), method.lr_scale(cfg.method)
     )
     scheduler = build_scheduler(optimizer, cfg.train, total_steps)
-    wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
+    if fsdp:  # sharded already: accelerate would wrap it in DDP as well
+        optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    else:
+        wrapped, optimizer, scheduler = accelerator.prepare(wrapped, optimizer, scheduler)
     with accelerator.autocast():  # e.g. reference log-probs in the precision the loss will see
         task.before_training(model, method, cfg, data, run.path)
     eval_batches = []
     if task.has_eval_loss and not cfg.eval.none:
-        rank, world = accelerator.process_index, accelerator.num_processes
+        # each rank its share; FSDP's forward is a collective, so there every rank runs every batch
+        rank, world = (0, 1) if fsdp else (accelerator.process_index, accelerator.num_processes)
         eval_batches = build_eval_batches(data.eval, cfg, tokenizer.pad_token_id, rank, world, task)
     watchers = Watchers(model, cfg.eval.early_stopping, cfg.eval.overfit_patience, say)
     collate_fn = task.make_collate(model, tokenizer, renderer, cfg)
@@ -201,6 +210,13 @@ def build_session(
         cfg, run, task, model, tokenizer, renderer, data, accelerator, wrapped, optimizer, scheduler, plan,
         total_steps, eval_batches, watchers, _identity(cfg, plan), collate_fn=collate_fn,
     )  # fmt: skip
+
+
+def check_job(cfg: RunConfig, world: int) -> None:
+    """What a job of WORLD processes cannot run with this config: one line before any process starts."""
+    multi = TASKS.get(cfg.task.name).multi_process
+    shardable = METHODS.get(cfg.method.name).shardable
+    distributed.check_job(cfg.distributed, cfg.train, multi, shardable, world)
 
 
 def _identity(cfg: RunConfig, plan: BatchPlan) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from tunesmith.engine.checkpoint import (
     save_checkpoint,
     verify_checkpoint,
 )
+from tunesmith.engine.sharding import trained
 from tunesmith.engine.state_codec import decode, encode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def test_damaged_checkpoints_are_named_and_skipped(tmp_path: Path) -> None:
     model, optimizer, scheduler = tiny_training(tmp_path)
     root = tmp_path / "checkpoints"
     for step in (1, 2, 3, 4):
-        save_checkpoint(root, step, model, optimizer, scheduler, {}, keep=4, identity={"config_hash": "abc"})
+        save_checkpoint(root, step, *trained(model, optimizer), scheduler, {}, keep=4, identity={"config_hash": "abc"})
     assert json.loads((root / "step-1" / MANIFEST).read_text())["config_hash"] == "abc"
     weights = root / "step-4" / "trainable.safetensors"
     weights.write_bytes(weights.read_bytes()[:-7])  # truncated by a full disk
@@ -81,8 +82,8 @@ def test_damaged_checkpoints_are_named_and_skipped(tmp_path: Path) -> None:
 def test_same_step_saves_and_killed_saves_leave_a_whole_checkpoint(tmp_path: Path) -> None:
     model, optimizer, scheduler = tiny_training(tmp_path)
     root = tmp_path / "checkpoints"
-    save_checkpoint(root, 5, model, optimizer, scheduler, {}, keep=1)
-    save_checkpoint(root, 5, model, optimizer, scheduler, {}, keep=1)  # the last step is also a save step
+    save_checkpoint(root, 5, *trained(model, optimizer), scheduler, {}, keep=1)
+    save_checkpoint(root, 5, *trained(model, optimizer), scheduler, {}, keep=1)  # the last step is also a save step
     verify_checkpoint(root / "step-5")
     # a kill between moving the old step-5 aside and renaming the new one in, and one mid-write
     (root / "step-5").rename(root / ".old-step-5")
@@ -96,9 +97,9 @@ def test_same_step_saves_and_killed_saves_leave_a_whole_checkpoint(tmp_path: Pat
 def test_rotation_never_deletes_the_protected_checkpoint(tmp_path: Path) -> None:
     model, optimizer, scheduler = tiny_training(tmp_path)
     root = tmp_path / "checkpoints"
-    first = save_checkpoint(root, 1, model, optimizer, scheduler, {}, keep=1)
+    first = save_checkpoint(root, 1, *trained(model, optimizer), scheduler, {}, keep=1)
     for step in (2, 3):
-        save_checkpoint(root, step, model, optimizer, scheduler, {}, keep=1, protect=first)
+        save_checkpoint(root, step, *trained(model, optimizer), scheduler, {}, keep=1, protect=first)
     assert [p.name for p in list_checkpoints(root)] == ["step-1", "step-3"]
 
 
@@ -159,7 +160,7 @@ def test_resume_from_picks_a_checkpoint(make_config: Callable[..., dict[str, Any
 
 def test_a_manifest_that_leaves_out_a_file_is_rejected(tmp_path: Path) -> None:
     model, optimizer, scheduler = tiny_training(tmp_path)
-    path = save_checkpoint(tmp_path / "c", 1, model, optimizer, scheduler, {}, keep=1)
+    path = save_checkpoint(tmp_path / "c", 1, *trained(model, optimizer), scheduler, {}, keep=1)
     manifest = json.loads((path / MANIFEST).read_text())
     del manifest["files"]["training_state.json"]
     (path / MANIFEST).write_text(json.dumps(manifest))

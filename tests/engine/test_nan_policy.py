@@ -93,15 +93,16 @@ def test_too_many_skips_in_a_row_stop_the_run(
 
 def test_no_checkpoint_of_non_finite_weights(tmp_path: Path) -> None:
     from tunesmith.engine.checkpoint import CheckpointError, save_checkpoint
+    from tunesmith.engine.sharding import trained
 
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    save_checkpoint(tmp_path, 1, model, optimizer, scheduler, {}, keep=1)
+    save_checkpoint(tmp_path, 1, *trained(model, optimizer), scheduler, {}, keep=1)
     with torch.no_grad():
         model.weight[0, 0] = float("inf")
     with pytest.raises(CheckpointError, match="trainable weights are not finite"):
-        save_checkpoint(tmp_path, 2, model, optimizer, scheduler, {}, keep=1)
+        save_checkpoint(tmp_path, 2, *trained(model, optimizer), scheduler, {}, keep=1)
     assert [p.name for p in tmp_path.iterdir()] == ["step-1"]  # the good one was not rotated out
 
 

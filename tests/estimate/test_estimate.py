@@ -48,6 +48,26 @@ def test_activations_grow_with_the_batch_and_shrink_with_checkpointing(
     assert checkpointed.breakdown["activations"] < large
 
 
+def test_a_job_of_several_processes_is_estimated_per_process(make_config: Callable[..., dict[str, Any]]) -> None:
+    """--nproc 2: each step's rows are shared (half the steps of an epoch); DDP adds its gradient buckets,
+    FSDP holds half of the weights, gradients and moments plus what it gathers whole while it runs."""
+    config = make_config(method={"name": "full"}, data={"packing": False}, train={"max_steps": None, "epochs": 1})
+    one = estimate_config(config)
+    ddp = estimate_config(config, processes=2)
+    fsdp = estimate_config(config, ["distributed.strategy=fsdp"], processes=2)
+    assert (one.steps, ddp.steps, fsdp.steps) == (8, 4, 4)  # 16 records, 2 per process per step
+    assert (ddp.processes, ddp.strategy, fsdp.strategy, one.strategy) == (2, "ddp", "fsdp", "single")
+    assert ddp.breakdown["ddp_buckets"] == ddp.breakdown["gradients"] == one.breakdown["gradients"]
+    for part in ("weights", "gradients", "optimizer"):
+        assert fsdp.breakdown[part] == pytest.approx(one.breakdown[part] / 2)
+    assert 0 < fsdp.breakdown["fsdp_gathered"] <= one.breakdown["weights"]
+    for found in (ddp, fsdp):
+        assert found.peak_memory_mb == pytest.approx(sum(found.breakdown.values()))
+    assert fsdp.peak_memory_mb - fsdp.breakdown["activations"] < one.peak_memory_mb - one.breakdown["activations"]
+    with pytest.raises(UserError, match="^distributed.strategy fsdp: this method keeps its trained weights outside"):
+        estimate_config(make_config(method={"name": "prompt"}), ["distributed.strategy=fsdp"], processes=2)
+
+
 def test_a_run_that_does_not_fit_says_what_would(make_config: Callable[..., dict[str, Any]]) -> None:
     config = make_config(method={"name": "full"}, train={"max_steps": 1})
     roomy = estimate_config(config)

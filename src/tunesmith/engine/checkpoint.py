@@ -26,6 +26,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tunesmith.engine.sharding import load_optimizer_state, load_trainable
 from tunesmith.engine.state_codec import decode, encode
 from tunesmith.errors import UserError
 from tunesmith.files import finite_json
@@ -39,10 +40,6 @@ STATE_JSON = "training_state.json"
 
 class CheckpointError(UserError):
     """A checkpoint that is incomplete, truncated or altered."""
-
-
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
 def rng_state() -> dict[str, Any]:
@@ -98,8 +95,8 @@ def _versions() -> dict[str, str]:
 def save_checkpoint(
     root: Path,
     step: int,
-    model: nn.Module,
-    optimizer: Any,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
     scheduler: Any,
     extra: dict[str, Any],
     keep: int,
@@ -110,10 +107,11 @@ def save_checkpoint(
 ) -> Path:
     """Write `step-N` atomically (see the module docstring); returns its path.
 
+    weights and optimizer_state: what `sharding.trainable_state` and `sharding.optimizer_state` gathered;
     identity: what the manifest records about the run (config hash, data fingerprint); rng_states: every
     rank's RNG state in rank order (a multi-process run: rank 0 writes them all), default this process's.
     """
-    bad = [name for name, tensor in trainable_state(model).items() if not torch.isfinite(tensor).all()]
+    bad = [name for name, tensor in weights.items() if not torch.isfinite(tensor).all()]
     if bad:
         raise CheckpointError(
             f"step {step}: trainable weights are not finite ({bad[0]}); no checkpoint written, the earlier ones kept"
@@ -124,7 +122,8 @@ def save_checkpoint(
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        _write_files(tmp, step, model, optimizer, scheduler, extra, best, identity or {}, rng_states or [rng_state()])
+        trained = (weights, optimizer_state, scheduler)
+        _write_files(tmp, step, trained, extra, best, identity or {}, rng_states or [rng_state()])
         _swap_in(tmp, final)
     except (OSError, SafetensorError) as exc:  # a full disk, a file-size limit, a read-only mount
         shutil.rmtree(tmp, ignore_errors=True)
@@ -155,15 +154,16 @@ def _io_reason(exc: BaseException) -> str:
 
 
 def _write_files(
-    tmp: Path, step: int, model: nn.Module, optimizer: Any, scheduler: Any, extra: dict[str, Any],
+    tmp: Path, step: int, trained_now: tuple[dict[str, torch.Tensor], dict[str, Any], Any], extra: dict[str, Any],
     best: dict[str, torch.Tensor] | None, identity: dict[str, Any], rng_states: list[dict[str, Any]],
 ) -> None:
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    weights, optimizer_state, scheduler = trained_now
+    save_file(weights, str(tmp / "trainable.safetensors"))
     if best:
         save_file({k: v.contiguous().cpu() for k, v in best.items()}, str(tmp / BEST_FILE))
     tensors: dict[str, torch.Tensor] = {}
     extra = dict(extra)
-    trained = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states[0]}
+    trained = {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_states[0]}
     if len(rng_states) > 1:  # ranks 1..N-1 of a multi-process run
         trained["rng_other_ranks"] = rng_states[1:]
     if "task_state" in extra:  # may hold tensors (PPO's reused rollout): stored the optimizer's way
@@ -270,16 +270,18 @@ def load_checkpoint(
     path: Path, model: nn.Module, optimizer: Any, scheduler: Any, rank: int = 0
 ) -> dict[str, Any]:
     """Verify, then restore weights, optimizer, scheduler and RANK's RNG state (rank 0's for a rank the
-    saving run did not have: a resume on more processes); returns state.json's content."""
+    saving run did not have: a resume on more processes); returns state.json's content. Every rank calls
+    it (a sharded model takes its shard of each tensor)."""
     verify_checkpoint(path)
     weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
     try:
-        with torch.no_grad():
-            for name, tensor in weights.items():
-                params[name].copy_(tensor)
+        names = {name for name, _ in model.named_parameters()}
+        unknown = next((name for name in weights if name not in names), None)
+        if unknown is not None:  # a sharded load would skip it silently
+            raise KeyError(unknown)
+        load_trainable(model, weights)
         state = decode(json.loads((path / STATE_JSON).read_text()), load_file(str(path / STATE_TENSORS)))
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(model, optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, RuntimeError, ValueError) as exc:
         raise CheckpointError(

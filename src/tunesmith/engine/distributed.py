@@ -10,11 +10,13 @@ the world size themselves.
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from tunesmith.engine.sharding import is_sharded
 from tunesmith.errors import UserError
 from tunesmith.sections import DistributedConfig, TrainConfig
 
@@ -38,14 +40,28 @@ def init_process_group() -> None:
         PartialState(cpu=not torch.cuda.is_available())
 
 
-def check_job(config: DistributedConfig, train: TrainConfig, multi_process_task: bool, world: int) -> None:
+def check_job(
+    config: DistributedConfig, train: TrainConfig, multi_process_task: bool, shardable_method: bool, world: int
+) -> None:
     """What a job of WORLD processes cannot run is one line, before any process group starts."""
     if world <= 1:
         return
-    if config.strategy != "ddp":
+    if config.strategy == "deepspeed":
         raise UserError(
-            f"distributed.strategy {config.strategy}: not available yet (accelerate runs FSDP and DeepSpeed on "
-            "CUDA GPUs only, and tunesmith has not been proven with them); use distributed.strategy: ddp"
+            "distributed.strategy deepspeed: not available yet (accelerate runs DeepSpeed on CUDA GPUs only, "
+            "and tunesmith has not been proven with it); use distributed.strategy: fsdp (ZeRO-3's sharding, "
+            "in PyTorch) or ddp"
+        )
+    if config.strategy == "fsdp" and not shardable_method:
+        raise UserError(
+            "distributed.strategy fsdp: this method keeps its trained weights outside the model's blocks "
+            "(prefix and prompt tuning) or holds a quantized base (qlora), which FSDP does not shard here; "
+            "use distributed.strategy: ddp"
+        )
+    if config.strategy != "fsdp" and (config.fsdp_sharding != "full" or config.fsdp_cpu_offload):
+        raise UserError(
+            f"distributed.fsdp_sharding and fsdp_cpu_offload apply to distributed.strategy: fsdp (this run "
+            f"uses {config.strategy})"
         )
     if train.auto_micro_batch:  # one rank halving its micro-batch alone would leave the others waiting
         raise UserError("train.auto_micro_batch works in one process only; set it to false for --nproc > 1")
@@ -82,6 +98,25 @@ def gather(value: Any) -> list[Any]:
         return [value]
     found: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(found, value)
+    return found
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def shared_map(fn: Callable[[list[Item]], list[Result]], items: list[Item], model: Any = None) -> list[Result]:
+    """FN (a list → one result per item) over ITEMS, each rank computing every N-th item; every rank gets
+    all the results in ITEMS' order. Evaluation's generation is shared this way instead of repeated. A
+    sharded MODEL (FSDP: each forward is a collective every rank must join) repeats it whole on every rank,
+    as does a single process."""
+    if not dist.is_initialized() or dist.get_world_size() == 1 or (model is not None and is_sharded(model)):
+        return fn(items)
+    world, me = dist.get_world_size(), dist.get_rank()
+    found: list[Any] = [None] * len(items)
+    mine = items[me::world]
+    for rank_index, part in enumerate(gather(fn(mine) if mine else [])):
+        found[rank_index::world] = part
     return found
 
 

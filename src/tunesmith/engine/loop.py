@@ -24,6 +24,7 @@ from tunesmith.data.packing import Batch, collate
 from tunesmith.engine.callbacks import Callback, Event, LoopState
 from tunesmith.engine.distributed import any_rank
 from tunesmith.engine.memory import is_out_of_memory
+from tunesmith.engine.sharding import whole_tensor
 from tunesmith.engine.stopping import StopSignal
 from tunesmith.errors import UserError
 from tunesmith.modes import perplexity
@@ -250,6 +251,6 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
 def clip_gradients(acc: Any, model: nn.Module, max_norm: float | None) -> float:
     params = [p for p in model.parameters() if p.requires_grad]
     if max_norm is not None:
-        return float(acc.clip_grad_norm_(params, max_norm))
-    grads = [p.grad.detach().norm(2) for p in params if p.grad is not None]
+        return float(whole_tensor(acc.clip_grad_norm_(params, max_norm)))
+    grads = [whole_tensor(p.grad.detach().norm(2)) for p in params if p.grad is not None]
     return float(torch.norm(torch.stack(grads), 2)) if grads else 0.0

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tunesmith.engine.callbacks import EarlyStopping, LoopState, OverfittingWatch
+from tunesmith.engine.sharding import load_trainable, trainable_state
 from tunesmith.sections import EarlyStoppingConfig
 
 
@@ -26,9 +27,7 @@ class Watchers:
 
     def keep_best(self, step: int) -> None:
         if self.stopping is not None:  # the best step's trainable weights, to become final/
-            self.best_weights = {
-                n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad
-            }
+            self.best_weights = {n: t.clone() for n, t in trainable_state(self.model).items()}
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -45,10 +44,7 @@ class Watchers:
         """Copy the best step's weights back when training went past it; True when it did."""
         if not self.best_weights or self.early_stopping.best_step == step:
             return False
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in self.best_weights.items():
-                params[name].copy_(value.to(params[name].device))
+        load_trainable(self.model, self.best_weights)
         return True
 
     def summary(self, state: LoopState) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import torch
 from tunesmith import allocator
 from tunesmith.config import RunConfig, load_config
 from tunesmith.data.templates import run_renderer
+from tunesmith.engine import distributed
 from tunesmith.engine.precision import resolve_mixed_precision
 from tunesmith.errors import UserError
 from tunesmith.estimate.devices import GPU_UTILISATION, Device, find_device
@@ -34,7 +35,7 @@ from tunesmith.estimate.probe import (
 from tunesmith.methods import METHODS, count_parameters
 from tunesmith.models.load import load_tokenizer, pick_dtype, resolve_model
 from tunesmith.tasks import TASKS
-from tunesmith.training import apply_run_settings, block_count, checkpointed_blocks, frozen_in_bf16
+from tunesmith.training import apply_run_settings, block_count, check_job, checkpointed_blocks, frozen_in_bf16
 
 # fitted by least squares on this machine's runs under tcmalloc (benchmarks/bench_estimate.py): the resident memory of a
 # training process beyond weights, optimizer state and activations (Python, torch, tokenizer, data), and
@@ -78,6 +79,8 @@ class Estimate:
     checkpointed_blocks: int = 0  # blocks whose activations backward recomputes (auto: chosen here)
     allocator: str = field(default_factory=allocator.current)  # the memory figures are for it (CPU)
     suggestions: list[dict[str, Any]] = field(default_factory=list)
+    processes: int = 1  # the memory figures are per process; the time is the job's
+    strategy: str = "single"  # ddp or fsdp with several processes
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,19 +94,22 @@ class _Plan:
     widest: list[Any]  # the widest micro-batch's rows (peak memory)
     tokens_per_micro: float  # mean padded tokens per micro-batch (time)
     data: Any
+    processes: int = 1  # each step's rows are shared by this many processes
 
 
 def estimate_config(config: Any, overrides: list[str] | None = None, device: str = "cpu",
-                    memory_gb: float | None = None) -> Estimate:
+                    memory_gb: float | None = None, processes: int = 1) -> Estimate:
     cfg = load_config(config, overrides or [])
-    return estimate_run(cfg, find_device(device, memory_gb))
+    return estimate_run(cfg, find_device(device, memory_gb), processes=processes)
 
 
-def estimate_run(cfg: RunConfig, device: Device, suggest: bool = True) -> Estimate:
+def estimate_run(cfg: RunConfig, device: Device, suggest: bool = True, processes: int = 1) -> Estimate:
+    """PROCESSES > 1: one process of a job of that many, sharing the work as cfg.distributed says."""
+    check_job(cfg, processes)
     task = _estimable_task(cfg)
     source = resolve_model(cfg.model)
     tokenizer = load_tokenizer(source, cfg.model)
-    plan = _plan(cfg, task, tokenizer)
+    plan = _plan(cfg, task, tokenizer, processes=processes)
     result = _estimate(cfg, device, source, tokenizer, task, plan)
     if suggest and not result.fits:
         result.suggestions = _suggestions(cfg, device, source, tokenizer, task, plan, result)
@@ -120,13 +126,13 @@ def _estimable_task(cfg: RunConfig) -> Any:
     return task
 
 
-def _plan(cfg: RunConfig, task: Any, tokenizer: Any, data: Any = None) -> _Plan:
+def _plan(cfg: RunConfig, task: Any, tokenizer: Any, data: Any = None, processes: int = 1) -> _Plan:
     if data is None:
         data = task.prepare(cfg, tokenizer, run_renderer(cfg, tokenizer))
     rows = task.rows(data.train, cfg)
     if not rows:
         raise UserError("estimate: the training data gives no rows")
-    per_step = cfg.train.batch_size * cfg.train.grad_accum
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * processes
     steps = cfg.train.max_steps or max(1, round((cfg.train.epochs or 1.0) * math.ceil(len(rows) / per_step)))
     widths = sorted(sum(len(s) for s in row) for row in rows)
     order = sorted(range(len(rows)), key=lambda i: -sum(len(s) for s in rows[i]))
@@ -135,7 +141,7 @@ def _plan(cfg: RunConfig, task: Any, tokenizer: Any, data: Any = None) -> _Plan:
         mean_width = sum(widths) / len(widths)  # rows of similar width batch together
     else:  # a random micro-batch pads to its widest row: the expected largest of B draws
         mean_width = widths[min(len(widths) - 1, int(len(widths) * (1 - 1 / (cfg.train.batch_size + 1))))]
-    return _Plan(steps, widest, cfg.train.batch_size * mean_width, data)
+    return _Plan(steps, widest, cfg.train.batch_size * mean_width, data, processes)
 
 
 def _model_class(cfg: RunConfig) -> Any:
@@ -155,17 +161,30 @@ def _config_with(model_config: Any, blocks: int | None, cfg: RunConfig, labels: 
 
 
 def _counts(cfg: RunConfig, model_config: Any, labels: list[str], pad_id: int) -> tuple[int, int]:
+    """(trainable, total) parameters of the run's model."""
     from accelerate import init_empty_weights
 
-    method = METHODS.get(cfg.method.name)
+    model = _empty_model(cfg, model_config, labels, pad_id, None)
     with init_empty_weights():
-        model = _model_class(cfg).from_config(_config_with(model_config, None, cfg, labels, pad_id))
+        model = METHODS.get(cfg.method.name).apply(model, cfg.method)
+    return count_parameters(model)
+
+
+def _outside_blocks(cfg: RunConfig, model_config: Any, labels: list[str], pad_id: int) -> int:
+    """Parameters of the base model outside its blocks (embeddings, final norm, head)."""
+    return count_parameters(_empty_model(cfg, model_config, labels, pad_id, 0))[1]
+
+
+def _empty_model(cfg: RunConfig, model_config: Any, labels: list[str], pad_id: int, blocks: int | None) -> Any:
+    """The run's base model on the meta device (no memory), with BLOCKS of its blocks when given."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        model = _model_class(cfg).from_config(_config_with(model_config, blocks, cfg, labels, pad_id))
     output, inputs = model.get_output_embeddings(), model.get_input_embeddings()
     if getattr(model.config, "tie_word_embeddings", False) and output is not None and inputs is not None:
         output.weight = inputs.weight  # shared embeddings count once (tied outside: meta re-creates parameters)
-    with init_empty_weights():
-        model = method.apply(model, cfg.method)
-    return count_parameters(model)
+    return model
 
 
 def _probe(cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: int, device: Device) -> ProbeResult:
@@ -190,18 +209,25 @@ def _with_checkpointing(cfg: RunConfig, on: bool) -> RunConfig:
     return cfg.model_copy(update={"train": train})
 
 
+# probes already made in this process: one process's step is the same whatever job it is part of
+# (distributed.*, the process count) and wherever the run is written (output.*)
+_MADE: dict[tuple[str, str, tuple[int, ...], bool], ProbeResult] = {}
+
+
 class _Probes:
     """The probe of the run's step without and with checkpointing, each made once, when first needed."""
 
     def __init__(self, cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: int, device: Device):
         self.args = (model_config, task, plan, pad_id, device)
         self.cfg = cfg
-        self.made: dict[bool, ProbeResult] = {}
+        widest = tuple(len(sample) for row in plan.widest for sample in row)
+        self.key = (cfg.model_dump_json(exclude={"distributed", "output"}), device.name, widest)
 
     def get(self, checkpointed: bool) -> ProbeResult:
-        if checkpointed not in self.made:
-            self.made[checkpointed] = _probe(_with_checkpointing(self.cfg, checkpointed), *self.args)
-        return self.made[checkpointed]
+        key = (*self.key, checkpointed)
+        if key not in _MADE:
+            _MADE[key] = _probe(_with_checkpointing(self.cfg, checkpointed), *self.args)
+        return _MADE[key]
 
     def rest(self, blocks: int, count: int) -> ProbeResult:
         """The probe whose non-block part (embeddings, head, loss) and token count stand for the run."""
@@ -263,6 +289,9 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
         "gradients": trainable * 4 / 2**20,
         "optimizer": trainable * 8 / 2**20,
     }
+    if plan.processes > 1:
+        outside = _outside_blocks(cfg, model_config, plan.data.labels, pad_id)
+        _share(cfg, breakdown, plan.processes, total, outside, blocks, notes)
     fixed = sum(breakdown.values())
     capacity = device.memory_gb * 1024
     count = checkpointed_blocks(cfg, blocks)
@@ -296,8 +325,31 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
         device=device.name, total_params=total, trainable_params=trainable, peak_memory_mb=peak, train_s=train_s,
         fits=peak <= capacity * HEADROOM, max_micro_batch=max_micro, breakdown=breakdown, steps=plan.steps,
         tokens_per_step=tokens_per_step, flops_per_token=flops_per_token, memory_mb=capacity, notes=notes,
-        checkpointed_blocks=count,
+        checkpointed_blocks=count, processes=plan.processes,
+        strategy=cfg.distributed.strategy if plan.processes > 1 else "single",
     )  # fmt: skip
+
+
+def _share(cfg: RunConfig, breakdown: dict[str, float], processes: int, total: int, outside: int, blocks: int,
+           notes: list[str]) -> None:
+    """One process's part of a job of PROCESSES. DDP: the whole model, plus its gradient buckets (a second
+    copy of the gradients). FSDP: 1/N of the weights, gradients and optimizer state, plus what is gathered
+    whole while it runs: the weights outside the blocks (embeddings, head: the root unit) and two blocks
+    (the one running and the next, prefetched). Time: each process runs its share of every step's rows;
+    the traffic between processes is not modelled."""
+    if cfg.distributed.strategy == "fsdp":
+        per_param = breakdown["weights"] / max(1, total)
+        gathered = (outside + 2 * (total - outside) / max(1, blocks)) * per_param
+        for part in ("weights", "gradients", "optimizer"):
+            breakdown[part] /= processes
+        breakdown["fsdp_gathered"] = gathered
+        notes.append(f"fsdp over {processes} processes: weights, gradients and optimizer state sharded; "
+                     "the embeddings, head and two blocks are gathered whole while they run")
+    else:
+        breakdown["ddp_buckets"] = breakdown["gradients"]
+        notes.append(f"ddp over {processes} processes: each holds the whole model and a second copy of the "
+                     "gradients (DDP's buckets)")
+    notes.append("time: each process computes its share of every step; traffic between processes not modelled")
 
 
 def _suggestions(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task: Any, plan: _Plan,
@@ -322,7 +374,7 @@ def _suggestions(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, ta
         try:
             changed = load_config(_with_method(cfg, overrides), [o for o in overrides if not o.startswith("method=")])
             same_samples = changed.data.max_length == cfg.data.max_length  # else: tokenize again
-            changed_plan = _plan(changed, task, tokenizer, plan.data if same_samples else None)
+            changed_plan = _plan(changed, task, tokenizer, plan.data if same_samples else None, plan.processes)
             estimate = _estimate(changed, device, source, tokenizer, task, changed_plan)
         except UserError:
             continue
@@ -345,7 +397,8 @@ def estimate_for_run(cfg: RunConfig, source: Any, tokenizer: Any, data: Any) -> 
     try:
         task = _estimable_task(cfg)
         device = find_device("cuda" if torch.cuda.is_available() else "cpu", None)
-        found = _estimate(cfg, device, source, tokenizer, task, _plan(cfg, task, tokenizer, data))
+        processes = distributed.launched_world_size()
+        found = _estimate(cfg, device, source, tokenizer, task, _plan(cfg, task, tokenizer, data, processes))
     except BudgetTooSmall:
         raise
     except Exception:  # the estimate is a report, not a step of the run: its absence says it failed

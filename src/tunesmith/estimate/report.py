@@ -10,7 +10,10 @@ from tunesmith.estimate.estimator import Estimate
 
 def print_estimate(found: Estimate) -> None:
     console = Console(highlight=False)
-    table = Table(title=f"estimate on {found.device}", show_header=False)
+    title = f"estimate on {found.device}"
+    if found.processes > 1:
+        title += f", per process of {found.processes} ({found.strategy})"
+    table = Table(title=title, show_header=False)
     table.add_row("parameters", f"{found.trainable_params:,} trainable of {found.total_params:,}")
     for part, mb in found.breakdown.items():
         table.add_row(f"  {part}", f"{mb:,.0f} MB")

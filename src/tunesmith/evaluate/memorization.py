@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from tunesmith.data.records import TokenizedSample
+from tunesmith.engine.distributed import shared_map
 from tunesmith.modes import eval_mode
 from tunesmith.objectives.logprobs import IGNORE, TrainedTokenLM, sequence_logps
 
@@ -63,7 +64,11 @@ def pick(
 @torch.no_grad()
 def continuations(model: Any, probes: list[Probe], pad_id: int, batch_size: int = 8) -> list[list[int]]:
     """Greedy continuation of each prefix, up to its target's length (left padding, batched); one that
-    stops early (end of turn) comes back shorter and so is not verbatim."""
+    stops early (end of turn) comes back shorter and so is not verbatim. Shared between the ranks of a job."""
+    return shared_map(lambda part: _continue(model, part, pad_id, batch_size), probes, model)
+
+
+def _continue(model: Any, probes: list[Probe], pad_id: int, batch_size: int) -> list[list[int]]:
     device = next(model.parameters()).device
     outputs: list[list[int]] = []
     for start in range(0, len(probes), batch_size):

@@ -9,6 +9,7 @@ import torch
 
 from tunesmith.data.records import Conversation, Message
 from tunesmith.data.templates import ChatRenderer
+from tunesmith.engine.distributed import shared_map
 from tunesmith.inference.engine import Job, batches_by_length, run_batch
 from tunesmith.inference.sampling import Sampling
 
@@ -27,14 +28,18 @@ def generate_batch(
     tokenizer = renderer.tokenizer
     stop_ids = sorted({renderer.end_of_turn_id, tokenizer.eos_token_id} - {None})
     sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens, stop=tuple(stop or ()))
-    jobs = [
-        Job(list(tokenizer(renderer.render(p, add_generation_prompt=True), add_special_tokens=False)["input_ids"]),
-            sampling)
-        for p in prompts
-    ]
-    for batch in batches_by_length(jobs, batch_size):
-        run_batch(model, tokenizer, batch, stop_ids)
-    return [job.text.strip() for job in jobs]
+
+    def answer(part: list[list[Message]]) -> list[str]:
+        jobs = [
+            Job(list(tokenizer(renderer.render(p, add_generation_prompt=True), add_special_tokens=False)["input_ids"]),
+                sampling)
+            for p in part
+        ]
+        for batch in batches_by_length(jobs, batch_size):
+            run_batch(model, tokenizer, batch, stop_ids)
+        return [job.text.strip() for job in jobs]
+
+    return shared_map(answer, prompts, model)  # a job of several processes: each rank answers its share
 
 
 def generate_answers(

@@ -22,6 +22,7 @@ class Method(Protocol):
     name: str
     config: type[MethodSection]  # its `method:` section (each method's own keys)
     mergeable: bool  # can the training be folded into the base weights?
+    shardable: bool  # can FSDP shard it (its trained weights live in the model's blocks, the base is not quantized)?
 
     def check_environment(self, cfg: RunConfig) -> None:
         """Fail before anything is loaded when this machine cannot run the method (e.g. no CUDA)."""
@@ -68,6 +69,7 @@ class MethodDefaults:
     name = ""
     config: type[MethodSection] = MethodSection
     mergeable = False
+    shardable = True
 
     def check_environment(self, cfg: RunConfig) -> None:
         return None

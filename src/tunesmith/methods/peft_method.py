@@ -88,6 +88,8 @@ def model_context(model_config: Any) -> int | None:
 class VirtualTokenMethod(PeftMethod):
     """Prefix and prompt tuning: `num_virtual_tokens` extra positions in front of every sample."""
 
+    shardable = False  # the virtual tokens' weights sit in peft's wrapper, outside the model FSDP shards
+
     def check_model(self, cfg: RunConfig, model_config: Any) -> None:
         context = model_context(model_config)
         needed = cfg.method.num_virtual_tokens + cfg.data.max_length

@@ -32,6 +32,7 @@ class QloraConfig(LoraConfig):
 class QloraMethod(LoraMethod):
     name = "qlora"
     config: type[MethodSection] = QloraConfig
+    shardable = False  # bitsandbytes' 4-bit weights are not sharded by FSDP2 here
 
     def check_environment(self, cfg: RunConfig) -> None:
         if not torch.cuda.is_available():

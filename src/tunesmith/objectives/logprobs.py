@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from tunesmith.data.packing import collate
 from tunesmith.data.records import IGNORE, TokenizedSample
@@ -55,6 +56,8 @@ class TrainedTokenLM(nn.Module):
         # virtual tokens in its own forward), go through the full forward
         self.direct = not any(getattr(config, a, None) for a in ("final_logit_softcapping", "logit_scale"))
         self.direct = self.direct and not _adds_virtual_tokens(model)
+        # FSDP gathers the head's weights in the model's forward: a sharded model goes through it
+        self.direct = self.direct and not any(isinstance(p, DTensor) for p in model.parameters())
 
     def trained_hidden(
         self,

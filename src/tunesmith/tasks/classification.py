@@ -30,6 +30,7 @@ from tunesmith.data.templates import (
     tokenize_conversation,
     tokenize_records,
 )
+from tunesmith.engine.distributed import shared_map
 from tunesmith.errors import UserError
 from tunesmith.evaluate.metrics import classification_metrics
 from tunesmith.models.load import ModelSource, load_causal_lm, pick_dtype
@@ -257,8 +258,12 @@ def predict(
     records: list[LabeledText],
     labels: list[str],
 ) -> list[int]:
-    """The predicted class id of every record."""
-    return class_scores(model, tokenizer, renderer, cfg, records, labels).argmax(-1).tolist()  # type: ignore[no-any-return]
+    """The predicted class id of every record (shared between the ranks of a job)."""
+
+    def scored(part: list[LabeledText]) -> list[int]:
+        return class_scores(model, tokenizer, renderer, cfg, part, labels).argmax(-1).tolist()  # type: ignore[no-any-return]
+
+    return shared_map(scored, records, model)
 
 
 @torch.no_grad()
