@@ -132,8 +132,9 @@ def _train(
     data = task.prepare(cfg, tokenizer, renderer)  # the loaders' own errors come first
     if cfg.eval.forgetting and not cfg.eval.none and not cfg.sequence_head:
         data.general = general_samples(cfg, tokenizer)
-    check_notes = run_fast_checks(cfg)
-    estimate = estimate_for_run(cfg, source, tokenizer, data)  # before the model loads: its probe is small
+    check_notes = distributed.gather(run_fast_checks(cfg) if distributed.is_main() else None)[0]  # once per job
+    # before the model loads (its probe is small); rank 0's, so every rank checkpoints the same blocks
+    estimate = distributed.gather(estimate_for_run(cfg, source, tokenizer, data) if distributed.is_main() else None)[0]
     main = distributed.is_main()  # only rank 0 writes the run folder, the registry and the console
     reporter = Reporter(run, quiet or not main, cfg.train.log_every_steps, writes=main)
     # method settings that do not fit the model fail here, before the run folder exists
@@ -351,7 +352,7 @@ def _train_prepared(
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = session.evaluate()
-    with sharding.gathered(model):  # FSDP: the whole model on every rank while rank 0 saves it
+    with sharding.gathered(model, trained_only=method.config.switchable):  # FSDP: gathered for rank 0's save
         if distributed.is_main():
             _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})

@@ -330,11 +330,6 @@ class DistributedConfig(Section):
         description="fsdp only. full: shard over every process of the job; hybrid: shard within a node, "
         "replicate across nodes (less traffic between nodes, more memory per GPU)",
     )
-    fsdp_cpu_offload: bool = Field(
-        False,
-        description="fsdp only: keep the shards of weights, gradients and optimizer state in CPU memory "
-        "between uses (CUDA: fits larger models at the cost of transfers)",
-    )
 
 
 class OutputConfig(Section):

@@ -75,7 +75,7 @@ class TrainingSession:
         best weights). DDP keeps weights and optimizer identical on every rank, FSDP gathers them whole:
         rank 0 writes them."""
         rng_states = distributed.gather(rng_state())
-        weights, optimizer_state = sharding.trained(self.unwrapped, self.optimizer)
+        weights, optimizer_state = sharding.trained(self.unwrapped, self.optimizer, keep=distributed.is_main())
         if distributed.is_main():
             extra = {"watchers": self.watchers.state_dict(), "loop": self.loop_counters(), **self.extra_state()}
             best = self.watchers.best_weights or None

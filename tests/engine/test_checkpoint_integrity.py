@@ -24,6 +24,7 @@ from tunesmith.engine.checkpoint import (
     CheckpointError,
     clean_stale,
     list_checkpoints,
+    load_checkpoint,
     save_checkpoint,
     verify_checkpoint,
 )
@@ -156,6 +157,31 @@ def test_resume_from_picks_a_checkpoint(make_config: Callable[..., dict[str, Any
     assert "resuming from step-2" in (result.run_dir / "train.log").read_text()
     assert [m["step"] for m in resumed.metrics if "loss" in m] == [1, 2, 3, 4]
     assert resumed.summary["eval_loss_after"] == pytest.approx(result.summary["eval_loss_after"], abs=1e-6)
+
+
+def test_optimizer_state_is_kept_by_parameter_name_and_older_checkpoints_still_load(tmp_path: Path) -> None:
+    """Checkpoints name each parameter's optimizer state (a model of another strategy or process count
+    maps it by name); a checkpoint written before that (state by index) loads the same; one that names a
+    parameter the model lacks is a CheckpointError."""
+    from tunesmith.engine.sharding import load_optimizer_state, optimizer_state
+
+    model, optimizer, _ = tiny_training(tmp_path)
+    named = optimizer_state(model, optimizer)
+    assert sorted(named["state"]) == ["bias", "weight"] and named["param_groups"][0]["params"] == ["weight", "bias"]
+    for saved in (named, optimizer.state_dict()):  # the new layout, and an older checkpoint's
+        fresh = torch.optim.AdamW(model.parameters(), lr=0.1)
+        load_optimizer_state(model, fresh, saved)
+        for index in (0, 1):
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                assert torch.equal(fresh.state_dict()["state"][index][key], optimizer.state_dict()["state"][index][key])
+    path = save_checkpoint(tmp_path / "c", 1, *trained(model, optimizer), scheduler_for(optimizer), {}, keep=1)
+    other = torch.nn.Sequential(torch.nn.Linear(4, 3))  # the same shapes under other names
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        load_checkpoint(path, other, torch.optim.AdamW(other.parameters()), scheduler_for(optimizer))
+
+
+def scheduler_for(optimizer: Any) -> Any:
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 def test_a_manifest_that_leaves_out_a_file_is_rejected(tmp_path: Path) -> None:

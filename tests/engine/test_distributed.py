@@ -192,9 +192,8 @@ def test_bad_requests_are_one_line_before_any_process_starts(ddp_config: dict[st
          "error: distributed.strategy deepspeed: not available yet (accelerate runs DeepSpeed on CUDA GPUs only, "
          "and tunesmith has not been proven with it); use distributed.strategy: fsdp (ZeRO-3's sharding, in "
          "PyTorch) or ddp"),
-        (("distributed.fsdp_cpu_offload=true", "--nproc", "2"),
-         "error: distributed.fsdp_sharding and fsdp_cpu_offload apply to distributed.strategy: fsdp (this run "
-         "uses ddp)"),
+        (("distributed.fsdp_sharding=hybrid", "--nproc", "2"),
+         "error: distributed.fsdp_sharding applies to distributed.strategy: fsdp (this run uses ddp)"),
         (("train.lr=fast", "--nproc", "2"), "error: config key train.lr: Input should be a valid number"),
         (("train.auto_micro_batch=true", "--nproc", "2"),
          "error: train.auto_micro_batch works in one process only; set it to false for --nproc > 1"),
@@ -245,10 +244,42 @@ def test_fsdp_on_two_processes_equals_one_process(
     for name, tensor in expected.items():
         assert (got[name].float() - tensor.float()).abs().max().item() < 1e-5, name
 
-    # the FSDP run's step-4 checkpoint (whole tensors, named) resumes in one process to the same end
-    subprocess.run(["rm", "-r", str(two / "checkpoints" / "step-6")], check=True)
-    train({**config, "output": {**config["output"], "name": "two"}}, ["train.batch_size=4"], quiet=True,
+    # step-4 checkpoints (whole tensors, named) resume across strategies to the same end: the FSDP run's
+    # under FSDP and (a copy) in one process, the one-process run's under FSDP
+    expected = [v for _, v in curve(one, "loss")]
+    subprocess.run(["cp", "-r", str(two), str(two.parent / "copy")], check=True)
+    for run in (two, two.parent / "copy", one):
+        subprocess.run(["rm", "-r", str(run / "checkpoints" / "step-6")], check=True)
+    code, err = finish(launch(config, "--nproc", "2", "--resume", *(f"{k}={v}" for k, v in extra.items()), tmp=tmp_path))
+    assert code == 0, err[-3000:]
+    train({**config, "output": {**config["output"], "name": "copy"}}, ["train.batch_size=4"], quiet=True,
           resume=True, force_resume=True)  # fmt: skip
-    got = curve(two, "loss")
-    assert [s for s, _ in got] == [1, 2, 3, 4, 5, 6]
-    assert [v for _, v in got] == pytest.approx([v for _, v in curve(one, "loss")], abs=1e-5)
+    code, err = finish(launch({**config, "output": {**config["output"], "name": "one"}}, "--nproc", "2",
+                              "--resume", "--force-resume", *(f"{k}={v}" for k, v in extra.items()), tmp=tmp_path))
+    assert code == 0, err[-3000:]
+    for run in (two, two.parent / "copy", one):
+        got = curve(run, "loss")
+        assert [s for s, _ in got] == [1, 2, 3, 4, 5, 6], run.name
+        assert [v for _, v in got] == pytest.approx(expected, abs=1e-5), run.name
+
+
+@pytest.mark.parametrize(
+    "method",
+    [{"name": "adapter"}, {"name": "freeze", "trainable_layers": 1}, {"name": "vera", "dropout": 0.0}],
+    ids=["adapter", "freeze", "vera"],
+)
+def test_fsdp_saves_what_one_process_saves(method: dict[str, Any], ddp_config: dict[str, Any], tmp_path: Path) -> None:
+    """Methods that save through their own tensor files (adapter, freeze) or with shared projections
+    (VeRA's buffers): under FSDP, final/ holds the same tensors as one process's."""
+    config = {**ddp_config, "method": method, "distributed": {"strategy": "fsdp"}, "eval": {"none": True}}
+    config["train"] = {**config["train"], "max_steps": 3, "save_every_steps": None}
+    code, err = finish(launch(config, "--nproc", "2", tmp=tmp_path))
+    assert code == 0, err[-3000:]
+    one = train(config, ["output.name=one", "train.batch_size=4"], quiet=True).run_dir
+    files = sorted(p.name for p in (one / "final").glob("*.safetensors"))
+    assert files and files == sorted(p.name for p in (one.parent / "two" / "final").glob("*.safetensors"))
+    for name in files:
+        got, expected = (load_file(str(run / "final" / name)) for run in (one.parent / "two", one))
+        assert got.keys() == expected.keys()
+        for key, tensor in expected.items():
+            assert (got[key].float() - tensor.float()).abs().max().item() < 1e-5, key

@@ -61,9 +61,9 @@ def test_a_job_of_several_processes_is_estimated_per_process(make_config: Callab
     for part in ("weights", "gradients", "optimizer"):
         assert fsdp.breakdown[part] == pytest.approx(one.breakdown[part] / 2)
     assert 0 < fsdp.breakdown["fsdp_gathered"] <= one.breakdown["weights"]
+    assert fsdp.breakdown["fsdp_logits"] > 0  # a sharded model's loss goes through the full logits
     for found in (ddp, fsdp):
         assert found.peak_memory_mb == pytest.approx(sum(found.breakdown.values()))
-    assert fsdp.peak_memory_mb - fsdp.breakdown["activations"] < one.peak_memory_mb - one.breakdown["activations"]
     with pytest.raises(UserError, match="^distributed.strategy fsdp: this method keeps its trained weights outside"):
         estimate_config(make_config(method={"name": "prompt"}), ["distributed.strategy=fsdp"], processes=2)
 

@@ -283,7 +283,7 @@ def load_checkpoint(
         state = decode(json.loads((path / STATE_JSON).read_text()), load_file(str(path / STATE_TENSORS)))
         load_optimizer_state(model, optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, RuntimeError, ValueError) as exc:
+    except (KeyError, IndexError, RuntimeError, ValueError) as exc:
         raise CheckpointError(
             f"checkpoint {path} does not fit this model ({type(exc).__name__}: {str(exc)[:120]}); the model or "
             "method changed since it was written"

@@ -58,11 +58,8 @@ def check_job(
             "(prefix and prompt tuning) or holds a quantized base (qlora), which FSDP does not shard here; "
             "use distributed.strategy: ddp"
         )
-    if config.strategy != "fsdp" and (config.fsdp_sharding != "full" or config.fsdp_cpu_offload):
-        raise UserError(
-            f"distributed.fsdp_sharding and fsdp_cpu_offload apply to distributed.strategy: fsdp (this run "
-            f"uses {config.strategy})"
-        )
+    if config.strategy != "fsdp" and config.fsdp_sharding != "full":
+        raise UserError(f"distributed.fsdp_sharding applies to distributed.strategy: fsdp (this run uses {config.strategy})")
     if train.auto_micro_batch:  # one rank halving its micro-batch alone would leave the others waiting
         raise UserError("train.auto_micro_batch works in one process only; set it to false for --nproc > 1")
     if not multi_process_task:

@@ -43,7 +43,7 @@ def shard_model(model: nn.Module, config: DistributedConfig, world: int) -> None
     """fully_shard each block, then the transformers model (its embeddings, final norm and head); every
     trained weight must live inside it (prefix and prompt tuning keep theirs outside: refused earlier)."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+    from torch.distributed.fsdp import fully_shard
 
     root = root_model(model)
     inside = {id(p) for p in root.parameters()}
@@ -56,13 +56,17 @@ def shard_model(model: nn.Module, config: DistributedConfig, world: int) -> None
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if config.fsdp_sharding == "hybrid":
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        if world % per_node:
+            raise UserError(f"distributed.fsdp_sharding hybrid: {world} processes are not whole nodes of {per_node}")
         mesh = init_device_mesh(device, (world // per_node, per_node), mesh_dim_names=("replicate", "shard"))
     else:
         mesh = init_device_mesh(device, (world,))
-    offload = CPUOffloadPolicy(pin_memory=device == "cuda") if config.fsdp_cpu_offload else OffloadPolicy()
     for block in blocks(root):
-        fully_shard(block, mesh=mesh, offload_policy=offload)
-    fully_shard(root, mesh=mesh, offload_policy=offload)
+        fully_shard(block, mesh=mesh)
+    fully_shard(root, mesh=mesh)
+    # transformers' own mark of an FSDP2 model: generate then keeps every rank stepping until all are done
+    # (greedy answers that differ by a token between ranks would otherwise leave one waiting)
+    root._is_fsdp_managed_module = True  # type: ignore[assignment]
 
 
 def is_sharded(model: nn.Module) -> bool:
@@ -85,40 +89,56 @@ def whole_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def gathered(model: nn.Module) -> Iterator[None]:
-    """The whole model on every rank for the block, as a one-process run holds it: `named_parameters`
-    gives whole tensors, and `state_dict` (what save_pretrained, peft's included, writes) gives the whole
-    state gathered once (rank 0 gets it; FSDP's own `state_dict` hook would hand out shards). Sharded
-    again after. A no-op for a model that is not sharded; every rank must enter it."""
+def gathered(model: nn.Module, trained_only: bool) -> Iterator[None]:
+    """The model as a method's save sees it in one process, for the block: `state_dict()` and
+    `named_parameters()` give whole tensors on rank 0 (what save_pretrained, peft's included, and
+    tunesmith's own methods write). TRAINED_ONLY (an adapter-type method, which never saves the base):
+    only the trained weights are gathered, and the buffers; else the whole model. One tensor at a time
+    goes through each device; only rank 0's CPU holds the result. Every rank must enter it; a no-op for a
+    model that is not sharded."""
     if not is_sharded(model):
         yield
         return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-    from torch.distributed.fsdp import FSDPModule
+    if trained_only:
+        whole = trainable_state(model, keep=is_rank_zero())
+        whole.update({n: b.detach().cpu() for n, b in model.named_buffers(remove_duplicate=False)})
+    else:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    whole = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        whole = dict(get_model_state_dict(model, options=options))  # type: ignore[arg-type]
     first: dict[int, str] = {}
+    params = []
     for name, param in model.named_parameters(remove_duplicate=False):  # tied weights stay one tensor,
         shared = first.setdefault(id(param), name)  # which save_pretrained writes once
         if shared != name and shared in whole and name in whole:
             whole[name] = whole[shared]
-    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
-    for unit in units:
-        unit.unshard()
+        if name in whole and shared == name:
+            params.append((name, nn.Parameter(whole[name], requires_grad=param.requires_grad)))
     model.state_dict = lambda *args, **kwargs: whole  # type: ignore[method-assign,assignment]
+    model.named_parameters = lambda *args, **kwargs: iter(params)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        del model.state_dict
-        for unit in units:
-            unit.reshard()
+        del model.state_dict, model.named_parameters
 
 
-def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The trained weights, whole, on CPU (every rank must call it when the model is sharded)."""
-    return {
-        n: whole_tensor(p.detach()).contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad
-    }
+def is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def trainable_state(model: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
+    """The trained weights, whole, on CPU; empty where KEEP is false (a rank that only helps to gather:
+    every rank must call it when the model is sharded)."""
+    found = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            whole = whole_tensor(param.detach())
+            if keep:
+                found[name] = whole.contiguous().cpu()
+    return found
 
 
 def load_trainable(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
@@ -149,7 +169,7 @@ def optimizer_state(model: nn.Module, optimizer: Any) -> dict[str, Any]:
     """The optimizer's state keyed by parameter name, whole (when sharded: a collective, and only rank 0
     receives it; the others get an empty dict)."""
     inner = _inner(optimizer)
-    if is_sharded(model):
+    if is_sharded(model) and inner.state:  # (torch's helper takes a step to make a state that is not there)
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -164,22 +184,25 @@ def optimizer_state(model: nn.Module, optimizer: Any) -> dict[str, Any]:
 def load_optimizer_state(model: nn.Module, optimizer: Any, saved: dict[str, Any]) -> None:
     """Restore OPTIMIZER from `optimizer_state`'s layout (or an older checkpoint's index-keyed one)."""
     inner = _inner(optimizer)
-    by_index = all(isinstance(p, int) for g in saved["param_groups"] for p in g["params"])
-    if by_index:  # written before checkpoints named parameters
-        inner.load_state_dict(saved)
-        return
-    if is_sharded(model):
+    names = _names(model, inner)
+    if all(isinstance(p, int) for g in saved["param_groups"] for p in g["params"]):  # an older checkpoint's
+        saved = {
+            "state": {names[int(i)]: value for i, value in saved["state"].items()},
+            "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in saved["param_groups"]],
+        }
+    if is_sharded(model) and saved["state"]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
         set_optimizer_state_dict(model, inner, saved, options=StateDictOptions(full_state_dict=True))
         return
-    index = {name: i for i, name in enumerate(_names(model, inner))}
+    index = {name: i for i, name in enumerate(names)}
     inner.load_state_dict({
         "state": {index[name]: value for name, value in saved["state"].items()},
         "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in saved["param_groups"]],
     })
 
 
-def trained(model: nn.Module, optimizer: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """What a checkpoint keeps of the training: (trained weights, optimizer state), whole."""
-    return trainable_state(model), optimizer_state(model, optimizer)
+def trained(model: nn.Module, optimizer: Any, keep: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What a checkpoint keeps of the training: (trained weights, optimizer state), whole (the weights
+    empty where KEEP is false: a rank that does not write)."""
+    return trainable_state(model, keep), optimizer_state(model, optimizer)

@@ -209,9 +209,9 @@ def _with_checkpointing(cfg: RunConfig, on: bool) -> RunConfig:
     return cfg.model_copy(update={"train": train})
 
 
-# probes already made in this process: one process's step is the same whatever job it is part of
-# (distributed.*, the process count) and wherever the run is written (output.*)
-_MADE: dict[tuple[str, str, tuple[int, ...], bool], ProbeResult] = {}
+# probes already made in this process, by config (less what the probe does not see: the job around one
+# process, costed in `_share`, and where the run is written), device and the widest micro-batch's rows
+_MADE: dict[tuple[Any, ...], ProbeResult] = {}
 
 
 class _Probes:
@@ -220,8 +220,9 @@ class _Probes:
     def __init__(self, cfg: RunConfig, model_config: Any, task: Any, plan: _Plan, pad_id: int, device: Device):
         self.args = (model_config, task, plan, pad_id, device)
         self.cfg = cfg
-        widest = tuple(len(sample) for row in plan.widest for sample in row)
-        self.key = (cfg.model_dump_json(exclude={"distributed", "output"}), device.name, widest)
+        widest = tuple(tuple(len(sample) for sample in row) for row in plan.widest)
+        shape = (widest, len(plan.data.labels), pad_id)
+        self.key = (cfg.model_dump_json(exclude={"distributed", "output"}), device.name, shape)
 
     def get(self, checkpointed: bool) -> ProbeResult:
         key = (*self.key, checkpointed)
@@ -291,7 +292,8 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
     }
     if plan.processes > 1:
         outside = _outside_blocks(cfg, model_config, plan.data.labels, pad_id)
-        _share(cfg, breakdown, plan.processes, total, outside, blocks, notes)
+        logits = len(plan.widest) * max(sum(len(s) for s in row) for row in plan.widest) * model_config.vocab_size
+        _share(cfg, breakdown, plan.processes, (total, outside, blocks, logits), notes)
     fixed = sum(breakdown.values())
     capacity = device.memory_gb * 1024
     count = checkpointed_blocks(cfg, blocks)
@@ -330,21 +332,28 @@ def _estimate(cfg: RunConfig, device: Device, source: Any, tokenizer: Any, task:
     )  # fmt: skip
 
 
-def _share(cfg: RunConfig, breakdown: dict[str, float], processes: int, total: int, outside: int, blocks: int,
+NODE_GPUS = 8  # the node fsdp_sharding: hybrid shards within, for the estimate
+
+
+def _share(cfg: RunConfig, breakdown: dict[str, float], processes: int, sizes: tuple[int, int, int, int],
            notes: list[str]) -> None:
     """One process's part of a job of PROCESSES. DDP: the whole model, plus its gradient buckets (a second
-    copy of the gradients). FSDP: 1/N of the weights, gradients and optimizer state, plus what is gathered
-    whole while it runs: the weights outside the blocks (embeddings, head: the root unit) and two blocks
-    (the one running and the next, prefetched). Time: each process runs its share of every step's rows;
-    the traffic between processes is not modelled."""
+    copy of the gradients). FSDP: 1/N of the weights, gradients and optimizer state (N: the processes, or a
+    node's with hybrid sharding), plus what is gathered whole while it runs: the weights outside the blocks
+    (embeddings, head: the root unit) and two blocks (the one running and the next, prefetched); and the
+    full logits, which a sharded model's loss needs (one process computes the loss from hidden states in
+    chunks). Time: each process runs its share of every step's rows; traffic between processes is not
+    modelled. SIZES: (parameters, of them outside the blocks, blocks, logits of the widest micro-batch)."""
+    total, outside, blocks, logits = sizes
     if cfg.distributed.strategy == "fsdp":
+        shards = min(processes, NODE_GPUS) if cfg.distributed.fsdp_sharding == "hybrid" else processes
         per_param = breakdown["weights"] / max(1, total)
-        gathered = (outside + 2 * (total - outside) / max(1, blocks)) * per_param
         for part in ("weights", "gradients", "optimizer"):
-            breakdown[part] /= processes
-        breakdown["fsdp_gathered"] = gathered
-        notes.append(f"fsdp over {processes} processes: weights, gradients and optimizer state sharded; "
-                     "the embeddings, head and two blocks are gathered whole while they run")
+            breakdown[part] /= shards
+        breakdown["fsdp_gathered"] = (outside + 2 * (total - outside) / max(1, blocks)) * per_param
+        breakdown["fsdp_logits"] = logits * 10 / 2**20  # bf16 logits, their fp32 copy and its gradient
+        notes.append(f"fsdp over {processes} processes ({shards} per shard group): weights, gradients and "
+                     "optimizer state sharded; embeddings, head and two blocks gathered whole while they run")
     else:
         breakdown["ddp_buckets"] = breakdown["gradients"]
         notes.append(f"ddp over {processes} processes: each holds the whole model and a second copy of the "
