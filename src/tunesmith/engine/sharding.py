@@ -5,7 +5,8 @@ optimizer moments, and gathers a block's weights only while it runs.
 Applied with torch's own API rather than accelerate's FSDP plugin: accelerate turns that plugin on only for
 GPU distributed types, while these calls run the same on gloo (CPU) and NCCL (CUDA). The rest of what a
 sharded model changes is here too: the trained weights and optimizer state of a model that may be sharded,
-gathered whole for a checkpoint (every rank takes part, rank 0 writes) and put back on resume. The
+gathered whole for a checkpoint and for the final save (every rank takes part, one tensor at a time; rank
+0 keeps and writes them) and put back on resume. The
 optimizer state is keyed by parameter name (torch.distributed.checkpoint's layout), so a checkpoint
 resumes under either strategy and on any number of processes.
 """
