@@ -352,8 +352,9 @@ def _train_prepared(
     answers_after = _sample_answers(cfg, data, model, renderer)
     if watchers.restore_best(state.step):  # early stopping: the best step becomes final/
         eval_after = session.evaluate()
-    with sharding.gathered(model, trained_only=method.config.switchable):  # FSDP: gathered for rank 0's save
-        if distributed.is_main():
+    main = distributed.is_main()
+    with sharding.gathered(model, trained_only=method.config.switchable, keep=main):  # FSDP: for rank 0's save
+        if main:
             _save_final(run, method, model, tokenizer, renderer, data.labels)
     emit(all_callbacks, Event.TRAIN_END, state, {"step": state.step})
     summary = _summary(cfg, run, state, before, eval_after, answers_after, data, trainable, total)

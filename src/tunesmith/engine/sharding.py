@@ -90,18 +90,18 @@ def whole_tensor(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def gathered(model: nn.Module, trained_only: bool) -> Iterator[None]:
+def gathered(model: nn.Module, trained_only: bool, keep: bool) -> Iterator[None]:
     """The model as a method's save sees it in one process, for the block: `state_dict()` and
     `named_parameters()` give whole tensors on rank 0 (what save_pretrained, peft's included, and
     tunesmith's own methods write). TRAINED_ONLY (an adapter-type method, which never saves the base):
     only the trained weights are gathered, and the buffers; else the whole model. One tensor at a time
-    goes through each device; only rank 0's CPU holds the result. Every rank must enter it; a no-op for a
-    model that is not sharded."""
+    goes through each device; only the rank that KEEPs (rank 0) holds the result, on CPU. Every rank must
+    enter it; a no-op for a model that is not sharded."""
     if not is_sharded(model):
         yield
         return
     if trained_only:
-        whole = trainable_state(model, keep=is_rank_zero())
+        whole = trainable_state(model, keep)
         whole.update({n: b.detach().cpu() for n, b in model.named_buffers(remove_duplicate=False)})
     else:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -122,12 +122,6 @@ def gathered(model: nn.Module, trained_only: bool) -> Iterator[None]:
         yield
     finally:
         del model.state_dict, model.named_parameters
-
-
-def is_rank_zero() -> bool:
-    import torch.distributed as dist
-
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def trainable_state(model: nn.Module, keep: bool = True) -> dict[str, torch.Tensor]:
