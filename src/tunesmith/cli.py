@@ -263,6 +263,36 @@ def serve(
 
 
 @app.command()
+def ui(
+    host: Annotated[str, typer.Option("--host", help="address to bind (non-loopback needs a token)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 7860,
+    runs: Annotated[Path, typer.Option("--runs", help="output root: the run folders and registry.sqlite")] = Path("runs"),
+    data: Annotated[
+        Path, typer.Option("--data", help="folder whose data files the studio may offer (besides uploads)")
+    ] = Path("."),
+    token: Annotated[
+        str | None, typer.Option("--token", help="required on every request (generated when binding beyond loopback)")
+    ] = None,
+) -> None:
+    """The web studio: runs and live curves, new runs from the schema's form with their estimate, data
+    checks, a base-vs-tuned playground and preference labelling, served until killed.
+
+    Example: tunesmith ui --runs runs --port 7860   (then open http://127.0.0.1:7860/)
+    """
+    from tunesmith.runs.tuned import TRUST
+    from tunesmith.ui.app import Studio, serve_studio
+    from tunesmith.ui.form import Trust
+    from tunesmith.ui.security import Guard, needs_token, new_token
+    from tunesmith.ui.workspace import Workspace
+
+    if token is None and needs_token(host):
+        token = new_token()
+    _quiet()
+    trust = Trust(TRUST.trust_remote_code, TRUST.allow_imports, TRUST.allow_pickle_weights)
+    serve_studio(Studio(Workspace(runs, data), Guard(host, port, token), trust))
+
+
+@app.command()
 def chat(
     target: Annotated[str, typer.Argument(help="run folder, exported folder, model folder, .gguf or alias")],
     system: Annotated[str | None, typer.Option("--system", help="system prompt (default: the run's)")] = None,

@@ -242,6 +242,12 @@ def _resolve_data_paths(config: RunConfig, base_dir: Path) -> None:
 
 def format_validation_error(exc: ValidationError, raw: dict[str, Any] | None = None) -> str:
     """One line per problem, each naming the full config path; unknown keys get a suggestion."""
+    return "; ".join(validation_problems(exc, raw))
+
+
+def validation_problems(exc: ValidationError, raw: dict[str, Any] | None = None) -> list[str]:
+    """The problems of a config, one per entry, each naming its config path (the studio puts each beside
+    its field)."""
     lines = []
     for err in exc.errors():
         loc = [str(part) for part in err["loc"] if not _is_union_tag(part)]
@@ -259,7 +265,7 @@ def format_validation_error(exc: ValidationError, raw: dict[str, Any] | None = N
             lines.append(f"config section {path}: {err['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"config key {path}: {err['msg']} (got {err.get('input')!r})")
-    return "; ".join(dict.fromkeys(lines))
+    return list(dict.fromkeys(lines))
 
 
 def _is_union_tag(part: Any) -> bool:

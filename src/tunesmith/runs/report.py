@@ -120,8 +120,9 @@ def series(records: list[dict[str, Any]], key: str) -> list[tuple[float, float]]
     ]
 
 
-def render_run(view: RunView) -> str:
-    s, steps, evals = view.summary, view.steps, view.evals
+def run_charts(view: RunView) -> list[str]:
+    """The training curves of one run, as SVG charts (the report's, and the studio's live ones)."""
+    steps, evals = view.steps, view.evals
     charts = [
         line_chart(
             "loss",
@@ -154,6 +155,12 @@ def render_run(view: RunView) -> str:
         ),
     ]
     charts += other_charts(steps)
+    return [c for c in charts if c]
+
+
+def render_run(view: RunView) -> str:
+    s = view.summary
+    charts = run_charts(view)
     parts = [
         banners(view),
         overview_table(view),

@@ -1,0 +1,265 @@
+"""The new-run form, built from the config schema (`RunConfig` and the method / task registries), so its
+fields, types, defaults and help are the schema's, plugins included; and the browser's values turned
+back into a config validated exactly as the CLI validates one (`load_config`), with each problem put
+beside the field it names.
+
+What a form may not do: write outside `--runs` (output.dir is the studio's), read data the studio does
+not list, or turn on code execution (model.trust_remote_code, reward functions that import modules,
+pickle weights) unless the studio was started with the matching trust flag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import types
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from tunesmith.config import CHOSEN, RunConfig, section_classes, validation_problems
+from tunesmith.errors import UserError
+from tunesmith.sections import Section
+
+FIXED = {"output.dir", "name"}  # set by the studio / chosen by the section's select
+DATA_KEYS = ("data.train", "data.eval")
+KEY_IN_MESSAGE = re.compile(r"\b((?:model|data|method|task|train|eval|output|distributed)\.[a-z_][\w.]*)")
+
+
+@dataclass
+class FormField:
+    key: str  # the dotted config key
+    kind: str  # bool | select | int | float | text | yaml | datafile
+    default: str  # as the input shows it ("" for None)
+    help: str
+    choices: list[str] = field(default_factory=list)
+    required: bool = False
+    optional: bool = False  # None is a valid value (an empty input)
+    variant: str = ""  # for a method / task key: the method / task it belongs to
+
+
+@dataclass
+class FormSection:
+    name: str
+    fields: list[FormField]
+    variants: list[str] = field(default_factory=list)  # method / task: the registered names
+    chosen: str = ""  # the default variant
+
+
+@dataclass
+class Trust:
+    trust_remote_code: bool = False
+    allow_imports: bool = False
+    allow_pickle_weights: bool = False
+
+
+def build_form() -> list[FormSection]:
+    sections = []
+    for name, info in RunConfig.model_fields.items():
+        if name in CHOSEN:
+            registry, default = CHOSEN[name]
+            fields = [f for variant, cls in section_classes(name).items() for f in _fields(cls, f"{name}.", variant)]
+            sections.append(FormSection(name, fields, list(section_classes(name)), default))
+            continue
+        model = _section_type(info.annotation)
+        if model is not None:
+            sections.append(FormSection(name, _fields(model, f"{name}.", "")))
+    return sections
+
+
+def _fields(model: type[BaseModel], prefix: str, variant: str) -> list[FormField]:
+    found = []
+    for key, info in model.model_fields.items():
+        dotted = f"{prefix}{key}"
+        if key == "name" and variant or dotted in FIXED:
+            continue
+        nested = _section_type(info.annotation)
+        if nested is not None:
+            found += _fields(nested, f"{dotted}.", variant)
+            continue
+        found.append(_field(dotted, info, variant))
+    return found
+
+
+def _field(key: str, info: FieldInfo, variant: str) -> FormField:
+    annotation, optional = _without_none(info.annotation)
+    default = _default_text(info)
+    helptext = info.description or ""
+    required = info.is_required()
+    if key in DATA_KEYS:
+        return FormField(key, "datafile", "", helptext, required=required, optional=optional, variant=variant)
+    if get_origin(annotation) is Literal:
+        return FormField(key, "select", default, helptext, [str(c) for c in get_args(annotation)], required,
+                         optional, variant)
+    kind = {bool: "bool", int: "int", float: "float", str: "text"}.get(annotation, "yaml")
+    choices = ["true", "false"] if kind == "bool" else []
+    return FormField(key, kind, default, helptext, choices, required, optional, variant)
+
+
+def _without_none(annotation: Any) -> tuple[Any, bool]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) < len(get_args(annotation)):
+            return (args[0] if len(args) == 1 else Union[tuple(args)]), True  # noqa: UP007
+    return annotation, False
+
+
+def _default_text(info: FieldInfo) -> str:
+    if info.default_factory is not None:
+        try:
+            value = info.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return ""
+    elif info.default is PydanticUndefined:
+        return ""
+    else:
+        value = info.default
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return json.dumps(value) if not isinstance(value, BaseModel) else ""
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, Section):
+            return candidate
+    return None
+
+
+class FormProblems(Exception):
+    """What is wrong with a submitted form: {dotted key or "": [messages]}."""
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(m for ms in problems.values() for m in ms))
+        self.problems = problems
+
+
+def form_config(values: dict[str, str], runs_dir: str, data_paths: dict[str, str], trust: Trust) -> dict[str, Any]:
+    """The config a submitted form describes (only the keys the person set), checked by the schema.
+
+    VALUES: dotted key → the input's text; DATA_PATHS: the data file choices → their paths."""
+    fields = {f.key: f for s in build_form() for f in s.fields if not f.variant or
+              values.get(f"{f.key.split('.')[0]}.name") == f.variant}
+    problems: dict[str, list[str]] = {}
+    raw: dict[str, Any] = {"output": {"dir": runs_dir}}
+    for key, text in values.items():
+        if key.endswith(".name") and key.split(".")[0] in CHOSEN:
+            _put(raw, key, text)
+            continue
+        spec = fields.get(key)
+        if spec is None:
+            problems.setdefault("", []).append(f"{key}: not a key of the chosen method / task")
+            continue
+        try:
+            value = _parse(spec, text, data_paths)
+        except ValueError as exc:
+            problems.setdefault(key, []).append(str(exc))
+            continue
+        if value is not _UNSET:
+            _put(raw, key, value)
+    _check_trust(raw, trust, problems)
+    try:
+        RunConfig.model_validate(json.loads(json.dumps(raw)))
+    except ValidationError as exc:
+        for line in validation_problems(exc, raw):
+            _file(problems, line, fields)
+    if problems:
+        raise FormProblems(problems)
+    return raw
+
+
+_UNSET = object()
+
+
+def _parse(spec: FormField, text: str, data_paths: dict[str, str]) -> Any:
+    if text.strip() == "":
+        if spec.required:
+            raise ValueError("required")
+        return None if spec.optional else _UNSET
+    if spec.kind == "datafile":
+        if text not in data_paths:
+            raise ValueError(f"{text!r} is not a data file the studio lists")
+        return data_paths[text]
+    if spec.kind == "bool":
+        if text not in ("true", "false"):
+            raise ValueError(f"true or false, not {text!r}")
+        return text == "true"
+    if spec.kind == "select":
+        if text not in spec.choices:
+            raise ValueError(f"one of {', '.join(spec.choices)}")
+        for choice in get_args(_without_none(_annotation_of(spec))[0]):
+            if str(choice) == text:
+                return choice
+        return text
+    if spec.kind == "text":
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(f"not a valid value: {text!r}") from None
+
+
+def _annotation_of(spec: FormField) -> Any:
+    section, *rest = spec.key.split(".")
+    model: Any = section_classes(section)[spec.variant] if spec.variant else _section_type(
+        RunConfig.model_fields[section].annotation)
+    for part in rest[:-1]:
+        model = _section_type(model.model_fields[part].annotation)
+    return model.model_fields[rest[-1]].annotation
+
+
+def _put(raw: dict[str, Any], key: str, value: Any) -> None:
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def _check_trust(raw: dict[str, Any], trust: Trust, problems: dict[str, list[str]]) -> None:
+    model, task = raw.get("model", {}), raw.get("task", {})
+    if model.get("trust_remote_code") and not trust.trust_remote_code:
+        problems.setdefault("model.trust_remote_code", []).append(
+            "the studio was started without --trust-remote-code: a form cannot turn on code from a model")
+    if model.get("allow_pickle_weights") and not trust.allow_pickle_weights:
+        problems.setdefault("model.allow_pickle_weights", []).append(
+            "the studio was started without --allow-pickle-weights: a form cannot load pickle files")
+    for key, value in _flat(task, "task."):
+        if isinstance(value, str) and ":" in value and "function" in key and not trust.allow_imports:
+            problems.setdefault(key.split(".0")[0], []).append(
+                "the studio was started without --allow-imports: a form cannot import modules")
+
+
+def _flat(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [kv for k, v in value.items() for kv in _flat(v, f"{prefix}{k}.")]
+    if isinstance(value, list):
+        return [kv for i, v in enumerate(value) for kv in _flat(v, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), value)]
+
+
+def _file(problems: dict[str, list[str]], line: str, fields: dict[str, FormField]) -> None:
+    """Put a schema problem beside the field it names (the first named key that is a field), or on top."""
+    for key in KEY_IN_MESSAGE.findall(line):
+        key = key.rstrip(".")
+        while key and key not in fields and "." in key:
+            key = key.rsplit(".", 1)[0]
+        if key in fields:
+            problems.setdefault(key, []).append(line)
+            return
+    problems.setdefault("", []).append(line)
+
+
+def check_form(values: dict[str, str], runs_dir: str, data_paths: dict[str, str], trust: Trust) -> dict[str, Any]:
+    try:
+        return form_config(values, runs_dir, data_paths, trust)
+    except UserError as exc:
+        raise FormProblems({"": [str(exc)]}) from None

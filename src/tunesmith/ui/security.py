@@ -1,0 +1,105 @@
+"""What keeps the studio safe when a browser, or something pretending to be one, talks to it.
+
+- Bound to loopback by default; elsewhere a secret token is required (given with `?token=` once, then
+  kept in an HttpOnly, SameSite=Strict cookie).
+- Every state-changing request carries the page's CSRF token in a header, which another site's page
+  cannot read (same-origin policy) and so cannot forge.
+- The Host header must be one the server was bound to (a DNS-rebinding page cannot reach it).
+- Names from URLs and uploads become paths only inside the folder they belong to: one safe segment at
+  a time, then resolved (symlinks followed) and checked to stay inside.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote
+
+from tunesmith.errors import UserError
+
+SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt")
+MAX_UPLOAD_BYTES = 64 * 2**20
+TOKEN_COOKIE = "tunesmith_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class Refused(Exception):
+    """A request the studio will not serve: (HTTP status, one line saying why)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class Guard:
+    host: str
+    port: int
+    token: str | None = None  # required on every request when set
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+
+    @property
+    def hosts(self) -> set[str]:
+        names = {self.host} | (LOOPBACK if self.host in LOOPBACK | {"0.0.0.0", "::"} else set())
+        return {f"{name}:{self.port}" for name in names} | {f"[{name}]:{self.port}" for name in names}
+
+    def check(self, method: str, host: str, cookie_token: str | None, query_token: str | None,
+              csrf_header: str | None) -> None:
+        if self.host not in {"0.0.0.0", "::"} and host not in self.hosts:
+            raise Refused(421, f"host {host!r} is not this studio's address")
+        if self.token is not None:
+            given = cookie_token or query_token or ""
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                raise Refused(401, "this studio needs its token: open the URL printed when it started")
+        if method not in SAFE_METHODS and not hmac.compare_digest((csrf_header or "").encode(), self.csrf.encode()):
+            raise Refused(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def needs_token(host: str) -> bool:
+    return host not in LOOPBACK
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def child_path(root: Path, name: str, what: str = "run") -> Path:
+    """ROOT/NAME for a NAME taken from a URL, or a Refused(404) that names ROOT. NAME may have several
+    segments (a study's trials); each must be a plain name, and the resolved path must stay in ROOT."""
+    decoded = unquote(name)  # a second, encoded layer (%252e%252e) must not slip through either
+    segments = decoded.split("/")
+    if not all(SAFE_SEGMENT.match(s) for s in segments):
+        raise Refused(404, f"no {what} named {name!r} under {root}")
+    path = root.joinpath(*segments)
+    try:
+        inside = path.resolve(strict=True).is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise Refused(404, f"no {what} named {name!r} under {root}")
+    return path
+
+
+def upload_name(raw: str) -> str:
+    """A data file name safe to create: the last path segment, plain characters only, a data suffix."""
+    base = unquote(raw).replace("\\", "/").rsplit("/", 1)[-1].strip()
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip("._-")[:100]
+    if not clean or not clean.lower().endswith(DATA_SUFFIXES):
+        raise UserError(f"upload {raw!r}: give a data file ending in {', '.join(DATA_SUFFIXES)}")
+    return clean
+
+
+def free_path(folder: Path, name: str) -> Path:
+    """FOLDER/NAME, or NAME-2, NAME-3...: an upload never replaces a file (nor follows a planted link)."""
+    stem, suffix = name.rsplit(".", 1)
+    candidate, number = folder / name, 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = folder / f"{stem}-{number}.{suffix}"
+    return candidate
