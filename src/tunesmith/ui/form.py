@@ -77,8 +77,8 @@ def _fields(model: type[BaseModel], prefix: str, variant: str) -> list[FormField
         dotted = f"{prefix}{key}"
         if key == "name" and variant or dotted in FIXED:
             continue
-        nested = _section_type(info.annotation)
-        if nested is not None:
+        nested = _without_none(info.annotation)[0]  # a sub-section (not a list of them: that is YAML)
+        if isinstance(nested, type) and issubclass(nested, Section):
             found += _fields(nested, f"{dotted}.", variant)
             continue
         found.append(_field(dotted, info, variant))

@@ -58,8 +58,8 @@ class Workspace:
                 if path.is_relative_to(self.runs) and path != self.runs:
                     rows[path] = row  # the newest row of a reused name wins (list() is oldest first)
         for config in sorted(self.runs.glob("*/config.yaml")) + sorted(self.runs.glob("*/*/config.yaml")):
-            path = config.parent.resolve()
-            if path not in rows and STUDIO not in path.parts:
+            path = config.parent.resolve()  # a link that leads outside --runs is not a run of this studio
+            if path not in rows and STUDIO not in path.parts and path.is_relative_to(self.runs):
                 rows[path] = {"name": path.name, "path": str(path), "status": _folder_status(path), "model": None,
                               "method": None, "task": None, "started_at": config.stat().st_mtime,
                               "ended_at": None, "metrics": {}}
@@ -68,7 +68,8 @@ class Workspace:
 
     def data_files(self) -> list[Path]:
         """Data files the studio may read: uploads, and files under --data (three levels deep)."""
-        found = [p for p in sorted(self.uploads.iterdir()) if p.suffix in DATA_SUFFIXES and p.is_file()]
+        found = [p for p in sorted(self.uploads.iterdir()) if p.suffix in DATA_SUFFIXES and p.is_file()
+                 and not p.name.endswith(".removed.jsonl")]  # the log of a cleaned copy, not data
         if self.data != self.runs:
             for depth in ("*", "*/*", "*/*/*"):
                 found += [p for p in sorted(self.data.glob(depth))

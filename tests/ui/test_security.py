@@ -1,0 +1,139 @@
+"""The studio's safety rules, attacked over real HTTP on loopback: CSRF, the token, the Host header,
+path traversal in run names, check reports and uploads (encoded `..`, absolute paths, backslashes,
+symlinks), upload size, trust flags a form cannot turn on, and escaping of every value shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.ui.conftest import csrf_of, running_studio
+from tunesmith.ui.form import Trust
+from tunesmith.ui.security import MAX_UPLOAD_BYTES
+
+HOSTILE = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> tuple[Path, Path]:
+    runs, data, outside = tmp_path / "runs", tmp_path / "data", tmp_path / "outside"
+    for folder in (runs, data, outside):
+        folder.mkdir()
+    (outside / "secret").mkdir()
+    (outside / "secret" / "config.yaml").write_text("model: {path: secret}\n")
+    (outside / "passwd.jsonl").write_text('{"text": "secret"}\n')
+    (runs / "escape").symlink_to(outside / "secret")  # a run name that leads outside --runs
+    (data / "train.jsonl").write_text(json.dumps({"prompt": "hi", "completion": HOSTILE}) + "\n")
+    shown = runs / "shown"
+    shown.mkdir()
+    (shown / "config.yaml").write_text(f"model: {{path: '{HOSTILE}'}}\ndata: {{train: x.jsonl}}\n")
+    (shown / "summary.json").write_text(json.dumps({"status": "finished", "method": HOSTILE, "data_check": [HOSTILE]}))
+    return runs, data
+
+
+def test_state_changes_need_the_csrf_token_and_the_right_host(space: tuple[Path, Path]) -> None:
+    with running_studio(*space) as (url, _), httpx.Client() as client:
+        refused = client.post(f"{url}/api/runs", json={"values": {}})
+        assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+        wrong = client.post(f"{url}/api/runs", json={"values": {}}, headers={"X-CSRF-Token": "guess"})
+        assert wrong.status_code == 403
+        token = csrf_of(client, url)
+        accepted = client.post(f"{url}/api/runs", json={"values": {}}, headers={"X-CSRF-Token": token})
+        assert accepted.status_code == 422  # past the guard, to the form's own check
+        rebound = client.get(f"{url}/", headers={"Host": "evil.example:80"})  # a DNS-rebinding page
+        assert rebound.status_code == 421
+
+
+def test_a_token_guards_every_request_when_set(space: tuple[Path, Path]) -> None:
+    with running_studio(*space, token="s3cret") as (url, _), httpx.Client() as client:
+        assert client.get(f"{url}/").status_code == 401
+        assert client.get(f"{url}/?token=wrong").status_code == 401
+        first = client.get(f"{url}/?token=s3cret")
+        assert first.status_code == 200 and "tunesmith_token" in first.headers["set-cookie"]
+        assert "httponly" in first.headers["set-cookie"].lower()
+        assert client.get(f"{url}/data").status_code == 200  # the cookie carries it from now on
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd", "%252e%252e%252fescape", "escape", "/etc/passwd",
+     "%2E%2E", ".studio", "shown/..%2f..%2fescape", "%2Fetc%2Fpasswd"],
+)
+def test_run_names_resolve_inside_runs_only(space: tuple[Path, Path], name: str) -> None:
+    with running_studio(*space) as (url, _), httpx.Client() as client:
+        for route in ("runs", "report", "api/state"):
+            response = client.get(f"{url}/{route}/{name}")
+            assert response.status_code == 404, (route, name, response.text[:200])
+            assert "secret" not in response.text
+        assert client.get(f"{url}/checks/..%2f..%2f..%2foutside%2fpasswd").status_code == 404
+
+
+def test_uploads_stay_in_the_studio_with_clean_names(space: tuple[Path, Path]) -> None:
+    runs, data = space
+    uploads = runs / ".studio" / "data"
+    with running_studio(runs, data) as (url, _), httpx.Client() as client:
+        headers = {"X-CSRF-Token": csrf_of(client, url)}
+        body = b'{"text": "hello"}\n'
+        names = {}
+        for raw in ("../../evil.jsonl", "%2e%2e%2f%2e%2e%2fevil.jsonl", "/etc/evil.jsonl", "..\\..\\evil.jsonl",
+                    ".hidden.jsonl"):
+            response = client.put(f"{url}/api/upload", params={"name": raw}, content=body, headers=headers)
+            assert response.status_code == 200, response.text
+            names[raw] = response.json()["file"]
+        stored = sorted(p.name for p in uploads.iterdir())
+        assert stored == ["evil-2.jsonl", "evil-3.jsonl", "evil-4.jsonl", "evil.jsonl", "hidden.jsonl"]
+        assert not (runs.parent / "evil.jsonl").exists() and not Path("/etc/evil.jsonl").exists()
+        # a link planted in the uploads is never written through
+        target = runs.parent / "outside" / "victim.jsonl"
+        target.write_text("keep me\n")
+        (uploads / "planted.jsonl").symlink_to(target)
+        response = client.put(f"{url}/api/upload", params={"name": "planted.jsonl"}, content=body, headers=headers)
+        assert response.json()["file"] == "uploads/planted-2.jsonl" and target.read_text() == "keep me\n"
+        for bad in ("evil.sh", "", "..", "notes.exe"):
+            response = client.put(f"{url}/api/upload", params={"name": bad}, content=body, headers=headers)
+            assert response.status_code == 400, bad
+        big = client.put(f"{url}/api/upload", params={"name": "big.jsonl"}, content=b"x" * (MAX_UPLOAD_BYTES + 1),
+                         headers=headers)
+        assert big.status_code == 413 and not (uploads / "big.jsonl").exists()
+        # a data check reads only the files the studio lists
+        outside = client.post(f"{url}/api/check", json={"file": str(runs.parent / "outside" / "passwd.jsonl")},
+                              headers=headers)
+        assert outside.status_code == 404
+
+
+def test_a_form_cannot_turn_on_code_execution_or_read_unlisted_data(space: tuple[Path, Path]) -> None:
+    runs, data = space
+    with running_studio(runs, data) as (url, _), httpx.Client() as client:
+        headers = {"X-CSRF-Token": csrf_of(client, url)}
+        values = {"output.name": "x", "data.train": "train.jsonl", "method.name": "lora", "task.name": "instruction",
+                  "model.trust_remote_code": "true"}
+        response = client.post(f"{url}/api/runs", json={"values": values}, headers=headers)
+        assert response.status_code == 422
+        assert "--trust-remote-code" in " ".join(response.json()["problems"]["model.trust_remote_code"])
+        values = {**values, "model.trust_remote_code": "false", "data.train": "../outside/passwd.jsonl"}
+        problems = client.post(f"{url}/api/runs", json={"values": values}, headers=headers).json()["problems"]
+        assert "not a data file the studio lists" in problems["data.train"][0]
+        grpo = {"output.name": "x", "data.train": "train.jsonl", "method.name": "lora", "task.name": "grpo",
+                "task.reward_functions": '[{"function": "os:system"}]'}
+        problems = client.post(f"{url}/api/runs", json={"values": grpo}, headers=headers).json()["problems"]
+        assert any("--allow-imports" in m for ms in problems.values() for m in ms), problems
+        assert not any((runs / ".studio" / "configs").iterdir())  # nothing refused was written
+    with running_studio(runs, data, trust=Trust(trust_remote_code=True)) as (url, _), httpx.Client() as client:
+        headers = {"X-CSRF-Token": csrf_of(client, url)}
+        values = {"output.name": "x", "data.train": "train.jsonl", "model.trust_remote_code": "true",
+                  "train.lr": "-1"}
+        problems = client.post(f"{url}/api/runs", json={"values": values}, headers=headers).json()["problems"]
+        allowed = " ".join(problems.get("model.trust_remote_code", []))
+        assert "--trust-remote-code" not in allowed and "model.revision" in allowed  # the schema's own rule
+        assert "greater than 0" in problems["train.lr"][0]
+
+
+def test_every_value_shown_is_escaped(space: tuple[Path, Path]) -> None:
+    with running_studio(*space) as (url, _), httpx.Client() as client:
+        for path in ("/", "/runs/shown", "/data"):
+            text = client.get(f"{url}{path}").text
+            assert "<img src=x" not in text, path
+        assert "&lt;img src=x onerror=" in client.get(f"{url}/runs/shown").text
