@@ -18,7 +18,7 @@ from tunesmith.charts import page as report_page
 from tunesmith.errors import UserError
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.registry import RunRegistry
-from tunesmith.runs.report import OVERVIEW_KEYS, read_run_view, render_overlay, render_run, run_charts
+from tunesmith.runs.report import OVERVIEW_KEYS, RunView, read_run_view, render_overlay, render_run, run_charts
 from tunesmith.ui.form import FormProblems, build_form, check_form
 from tunesmith.ui.security import SAFE_SEGMENT, Refused
 
@@ -45,7 +45,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
     @app.get("/api/state/{name:path}")
     async def run_state(name: str) -> dict[str, Any]:
         path = ws.run_path(name)
-        view = read_run_view(path)
+        view = view_of(path)
         status = run_status(studio, name, path)
         return {"status": status, "steps": len(view.steps), "last_step": view.steps[-1]["step"] if view.steps else None,
                 "charts": "".join(run_charts(view)), "can_stop": studio.jobs.running(name),
@@ -197,8 +197,15 @@ def checkpoints(path: Path) -> list[dict[str, Any]]:
     return found
 
 
+def view_of(path: Path) -> RunView:
+    """What the run folder holds so far (nothing yet, for a run the studio has just started)."""
+    folder = RunFolder(path)
+    return read_run_view(path) if any(p.is_file() for p in (folder.config, folder.metrics, folder.summary)) \
+        else RunView(path, {})
+
+
 def run_details(studio: Any, name: str, path: Path) -> dict[str, Any]:
-    view = read_run_view(path)
+    view = view_of(path)
     status = run_status(studio, name, path)
     summary = view.summary
     estimate = summary.get("estimate") or {}

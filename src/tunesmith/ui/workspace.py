@@ -39,10 +39,13 @@ class Workspace:
     logs = property(lambda self: self.studio / "logs")
 
     def run_path(self, name: str) -> Path:
+        """The folder of a run under --runs, or of one the studio has just started (not yet written)."""
+        from tunesmith.ui.security import SAFE_SEGMENT, Refused
+
+        if SAFE_SEGMENT.match(name) and (self.configs / f"{name}.yaml").is_file() and not (self.runs / name).exists():
+            return self.runs / name
         path = child_path(self.runs, name)
         if not RunFolder(path).config.is_file() and not RunFolder(path).metrics.is_file():
-            from tunesmith.ui.security import Refused
-
             raise Refused(404, f"no run named {name!r} under {self.runs}")
         return path
 
@@ -112,7 +115,7 @@ def _folder_status(path: Path) -> str:
 def _row(ws: Workspace, path: Path, row: dict[str, Any]) -> dict[str, Any]:
     """A registry row as the runs table shows it."""
     config = _read_yaml(RunFolder(path).config)
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data: dict[str, Any] = config["data"] if isinstance(config.get("data"), dict) else {}
     train = data.get("train")
     metrics = row.get("metrics") or {}
     best = metrics.get("best_eval_loss", metrics.get("eval_loss_after"))

@@ -10,7 +10,11 @@ document.addEventListener("DOMContentLoaded", () => {
 
   async function refresh() {
     let state;
-    try { state = await (await fetch(`/api/state/${name}`)).json(); } catch (e) { return; }
+    try {
+      const response = await fetch(`/api/state/${name}`);
+      if (!response.ok) return;  // a passing hiccup: the next tick asks again
+      state = await response.json();
+    } catch (e) { return; }
     if (state.charts) charts.innerHTML = state.charts;
     const was = charts.dataset.status;
     charts.dataset.status = state.status;
