@@ -46,6 +46,8 @@ def test_data_to_trained_and_compared_model(browser: Any, tiny_llama: Path, tiny
     upload = write_jsonl(tmp_path / "sums.jsonl", rows + rows[:4])  # four exact duplicates to clean
     with running_studio(runs, data) as (url, _):
         page = browser.new_page(viewport={"width": 1366, "height": 900})
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
 
         # data: upload, check, report, cleaned copy
         page.goto(f"{url}/data")
@@ -125,3 +127,5 @@ def test_data_to_trained_and_compared_model(browser: Any, tiny_llama: Path, tiny
         assert "Yes, certainly." not in answers["base:yes"]
         screenshot(page, "playground")
         page.close()
+        assert requested and all(u.startswith(url) for u in requested), "every asset comes from the studio itself"
+

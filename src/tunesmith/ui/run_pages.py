@@ -18,7 +18,14 @@ from tunesmith.charts import page as report_page
 from tunesmith.errors import UserError
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.registry import RunRegistry
-from tunesmith.runs.report import OVERVIEW_KEYS, RunView, read_run_view, render_overlay, render_run, run_charts
+from tunesmith.runs.report import (
+    OVERVIEW_KEYS,
+    RunView,
+    read_run_view,
+    render_overlay,
+    render_run,
+    run_charts,
+)
 from tunesmith.ui.form import FormProblems, build_form, check_form
 from tunesmith.ui.security import SAFE_SEGMENT, Refused
 
