@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.conftest import write_jsonl
 from tunesmith import train
-from tunesmith.feedback.collect import Answer, collect, unpaired_path
+from tunesmith.feedback.collect import Answer, append_choice, collect, unpaired_path
 
 
 def fixed_answers(prompt: str) -> tuple[Answer, Answer]:
@@ -43,6 +43,18 @@ def test_choices_are_appended_as_pairs_and_unpaired(tmp_path: Path) -> None:
         assert {pair["chosen_model"], pair["rejected_model"]} == {"run-a", "base"}
     unpaired = [json.loads(line) for line in unpaired_path(out).read_text().splitlines()]
     assert [(u["prompt"], u["label"]) for u in unpaired] == [("p3", False), ("p3", False)]
+
+
+def test_identical_or_blank_answers_are_skips(tmp_path: Path) -> None:
+    """The readers refuse pairs with identical or empty answers, so such a choice writes nothing."""
+    out = tmp_path / "prefs.jsonl"
+    for first, second in (("same", " same "), ("", "an answer"), ("an answer", "  ")):
+        for choice in ("first", "second", "both_bad"):
+            assert append_choice(out, "p", Answer(first, "m1"), Answer(second, "m2"), choice) == "skipped"
+    assert not out.exists() and not unpaired_path(out).exists()
+    assert append_choice(out, "p", Answer("A", "m1"), Answer("B", "m2"), "second", {"annotator": "ann"}) == "pair"
+    assert json.loads(out.read_text()) == {"prompt": "p", "chosen": "B", "rejected": "A", "chosen_model": "m2",
+                                           "rejected_model": "m1", "annotator": "ann"}
 
 
 def test_collected_pairs_train_dpo(make_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ prefers, and append it to a preference JSONL file that `task: dpo` and `task: re
 Answers come from two models (runs or base models: A vs B) or, with one, from two samples of it. The
 order on screen is random, so position does not bias the choice. "Both bad" becomes two thumbs-down
 records in a sibling `*-unpaired.jsonl` (readable by `loss: kto`). Every record names the model that
-wrote each answer. Each choice is appended and flushed at once: quitting loses nothing.
+wrote each answer. Each choice is appended and flushed at once: quitting loses nothing. The studio's
+feedback page (`tunesmith ui`, `/feedback`) writes the same records through the same `append_choice`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 CHOICES = "1 = first is better, 2 = second is better, b = both bad, s = skip, q = quit"
+
+Choice = Literal["first", "second", "both_bad", "skip"]  # a judgement of two answers, in the order shown
+Outcome = Literal["pair", "both_bad", "skipped"]  # what was written for it
+KEYS: dict[str, Choice] = {"1": "first", "2": "second", "b": "both_bad", "s": "skip"}  # terminal and page alike
 
 
 @dataclass
@@ -30,6 +35,14 @@ class FeedbackCounts:
     both_bad: int = 0
     skipped: int = 0
 
+    def add(self, outcome: Outcome) -> None:
+        if outcome == "pair":
+            self.pairs += 1
+        elif outcome == "both_bad":
+            self.both_bad += 1
+        else:
+            self.skipped += 1
+
 
 def unpaired_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}-unpaired.jsonl")
@@ -40,6 +53,38 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
     from tunesmith.files import append_jsonl
 
     append_jsonl(path, [record])
+
+
+def says_nothing(first: Answer, second: Answer) -> bool:
+    """Identical answers say nothing about preference, and a blank one cannot be trained on (the
+    preference and KTO readers refuse empty answers): such a pair is recorded as a skip."""
+    a, b = first.text.strip(), second.text.strip()
+    return a == b or not a or not b
+
+
+def append_choice(
+    out: Path, prompt: str, first: Answer, second: Answer, choice: Choice, extra: dict[str, Any] | None = None
+) -> Outcome:
+    """Turn one judgement of (FIRST, SECOND) into records and append them: a preference pair to OUT
+    ({prompt, chosen, rejected, chosen_model, rejected_model}, what `task: dpo` and `task: reward` read),
+    two thumbs-down records to `unpaired_path(OUT)` for "both bad" (what `loss: kto` reads), nothing for a
+    skip. EXTRA fields (the studio's `annotator`) are added to every record. Shared by the terminal
+    (`collect`) and the studio's feedback page, so both write the same file format."""
+    if choice == "skip" or says_nothing(first, second):
+        return "skipped"
+    extra = extra or {}
+    if choice == "both_bad":
+        for answer in (first, second):
+            append_record(
+                unpaired_path(out),
+                {"prompt": prompt, "completion": answer.text, "label": False, "model": answer.model, **extra},
+            )
+        return "both_bad"
+    chosen, rejected = (first, second) if choice == "first" else (second, first)
+    record = {"prompt": prompt, "chosen": chosen.text, "rejected": rejected.text,
+              "chosen_model": chosen.model, "rejected_model": rejected.model, **extra}
+    append_record(out, record)
+    return "pair"
 
 
 def collect(
@@ -60,34 +105,12 @@ def collect(
             f"\n[{number}/{len(prompts)}] prompt:\n{prompt}\n\n"
             f"--- answer 1 ---\n{first.text}\n\n--- answer 2 ---\n{second.text}\n"
         )
-        choice = ""
-        while choice not in {"1", "2", "b", "s", "q"}:
-            choice = ask(f"{CHOICES}: ").strip().lower()
-        if choice == "q":
+        key = ""
+        while key not in KEYS and key != "q":
+            key = ask(f"{CHOICES}: ").strip().lower()
+        if key == "q":
             break
-        if choice == "s" or first.text.strip() == second.text.strip():
-            counts.skipped += 1  # identical answers say nothing about preference
-            continue
-        if choice == "b":
-            for answer in (first, second):
-                append_record(
-                    unpaired_path(out),
-                    {"prompt": prompt, "completion": answer.text, "label": False, "model": answer.model},
-                )
-            counts.both_bad += 1
-            continue
-        chosen, rejected = (first, second) if choice == "1" else (second, first)
-        append_record(
-            out,
-            {
-                "prompt": prompt,
-                "chosen": chosen.text,
-                "rejected": rejected.text,
-                "chosen_model": chosen.model,
-                "rejected_model": rejected.model,
-            },
-        )
-        counts.pairs += 1
+        counts.add(append_choice(out, prompt, first, second, KEYS[key]))
     return counts
 
 

@@ -70,9 +70,11 @@ class Workspace:
         return sorted(listed, key=lambda r: r["started_at"] or 0, reverse=True)
 
     def data_files(self) -> list[Path]:
-        """Data files the studio may read: uploads, and files under --data (three levels deep)."""
+        """Data files the studio may read: uploads, feedback sessions' preference files, and files under
+        --data (three levels deep)."""
         found = [p for p in sorted(self.uploads.iterdir()) if p.suffix in DATA_SUFFIXES and p.is_file()
                  and not p.name.endswith(".removed.jsonl")]  # the log of a cleaned copy, not data
+        found += sorted(self.feedback.glob("*/preferences*.jsonl"))  # what people chose: data for dpo / reward
         if self.data != self.runs:
             for depth in ("*", "*/*", "*/*/*"):
                 found += [p for p in sorted(self.data.glob(depth))
@@ -93,8 +95,9 @@ class Workspace:
     def shown(self, path: Path) -> str:
         """How a data file is named on the pages: relative to its folder."""
         resolved = path.resolve()
-        if resolved.is_relative_to(self.uploads.resolve()):
-            return f"uploads/{resolved.relative_to(self.uploads.resolve())}"
+        for folder, label in ((self.uploads, "uploads"), (self.feedback, "feedback")):
+            if resolved.is_relative_to(folder.resolve()):
+                return f"{label}/{resolved.relative_to(folder.resolve()).as_posix()}"
         return str(resolved.relative_to(self.data)) if resolved.is_relative_to(self.data) else str(resolved)
 
 
