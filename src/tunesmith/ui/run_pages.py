@@ -238,4 +238,5 @@ def run_details(studio: Any, name: str, path: Path) -> dict[str, Any]:
         "can_resume": can_resume(studio, name, path, status),
         "has_final": RunFolder(path).final.is_dir(),
         "samples": summary.get("samples") or [],
+        "log": studio.jobs.last_lines(name) if status == "failed" else [],
     }
