@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling scale-on-paper llama-cpp clean
+.PHONY: demo test install dev lint studio-walkthrough bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling scale-on-paper llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,10 @@ dev: $(VENV)/.dev
 
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo/run_demo.py
+
+# The web studio driven in Chromium on the real model with the demo's data; screenshots to docs/images/.
+studio-walkthrough: $(VENV)/.dev
+	$(BIN)/python examples/studio/walkthrough.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks examples

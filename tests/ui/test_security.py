@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,3 +138,37 @@ def test_every_value_shown_is_escaped(space: tuple[Path, Path]) -> None:
             text = client.get(f"{url}{path}").text
             assert "<img src=x" not in text, path
         assert "&lt;img src=x onerror=" in client.get(f"{url}/runs/shown").text
+
+
+def test_a_foreign_page_cannot_drive_the_studio(browser: Any, space: tuple[Path, Path], tmp_path: Path) -> None:
+    """In the browser: another site's page auto-submits a form to the studio (a CSRF attack: a form
+    cannot add the header), and an address bar with an encoded `..` asks for a file outside --runs."""
+    import http.server
+    import threading
+
+    from tests.ui.conftest import free_port
+
+    runs, data = space
+    with running_studio(runs, data) as (url, _):
+        attack = tmp_path / "site"
+        attack.mkdir()
+        (attack / "index.html").write_text(
+            f'<form id="f" method="post" action="{url}/api/runs" enctype="text/plain">'
+            '<input name=\'{"values": {"output.name": "pwned", "data.train": "train.jsonl"}, "x": "\' value=\'"}\'>'
+            '</form><script>document.getElementById("f").submit()</script>')
+        port = free_port()
+        handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(attack))  # noqa: E731
+        site = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        page = browser.new_page()
+        try:
+            with page.expect_navigation(url=f"{url}/api/runs"):
+                page.goto(f"http://127.0.0.1:{port}/index.html")
+            assert "CSRF" in page.inner_text("body")
+            assert not (runs / "pwned").exists() and not (runs / ".studio" / "configs" / "pwned.yaml").exists()
+            response = page.goto(f"{url}/runs/%2e%2e%2f%2e%2e%2foutside%2fsecret")
+            assert response is not None and response.status == 404
+            assert page.inner_text("body").startswith("no run named") and "model:" not in page.inner_text("body")
+        finally:
+            page.close()
+            site.shutdown()
