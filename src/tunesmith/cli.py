@@ -268,8 +268,11 @@ def ui(
     port: Annotated[int, typer.Option("--port")] = 7860,
     runs: Annotated[Path, typer.Option("--runs", help="output root: the run folders and registry.sqlite")] = Path("runs"),
     data: Annotated[
-        Path, typer.Option("--data", help="folder whose data files the studio may offer (besides uploads)")
-    ] = Path("."),
+        Path | None, typer.Option("--data", help="folder whose data files the studio may offer (besides uploads)")
+    ] = None,
+    models: Annotated[
+        list[Path] | None, typer.Option("--models", help="folder local models may be loaded from (repeatable)")
+    ] = None,
     token: Annotated[
         str | None, typer.Option("--token", help="required on every request (generated when binding beyond loopback)")
     ] = None,
@@ -289,7 +292,7 @@ def ui(
         token = new_token()
     _quiet()
     trust = Trust(TRUST.trust_remote_code, TRUST.allow_imports, TRUST.allow_pickle_weights)
-    serve_studio(Studio(Workspace(runs, data), Guard(host, port, token), trust))
+    serve_studio(Studio(Workspace(runs, data, models or []), Guard(host, port, token), trust))
 
 
 @app.command()

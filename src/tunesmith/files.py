@@ -33,6 +33,21 @@ def atomic_open(path: Path) -> Iterator[TextIO]:
         raise
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """As atomic_write_text, for bytes (an upload): a temporary file, fsynced, renamed onto PATH."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_open(path) as handle:
         handle.write(text)

@@ -30,11 +30,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_studio(runs: Path, data: Path, token: str | None = None, trust: Trust | None = None,
-                   host: str = "127.0.0.1") -> Iterator[tuple[str, Studio]]:
+                   host: str = "127.0.0.1", models: list[Path] | None = None) -> Iterator[tuple[str, Studio]]:
     import uvicorn
 
     port = free_port()
-    studio = Studio(Workspace(runs, data), Guard(host, port, token), trust or Trust())
+    studio = Studio(Workspace(runs, data, models or []), Guard(host, port, token), trust or Trust())
     server = uvicorn.Server(uvicorn.Config(build_app(studio), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -166,7 +166,9 @@ def test_forged_and_hostile_requests_are_refused(space: tuple[Path, Path]) -> No
         for name in ("..%2f..%2fetc", "../../etc", "/etc", "a/b", ".studio", ""):
             refused = client.post("/api/feedback/sessions", json={**setup, "session": name}, headers=headers)
             assert refused.status_code == 400 and "plain name" in refused.json()["error"], name
-            assert client.get("/api/feedback/next", params={"session": name, "annotator": "x"}).status_code == 404
+            assert client.get("/api/feedback/next", params={"session": name, "annotator": "x"}).status_code == 403
+            asked = client.get("/api/feedback/next", params={"session": name, "annotator": "x"}, headers=headers)
+            assert asked.status_code == 404  # a GET that generates answers needs the CSRF header too
             assert client.get(f"/feedback?session={name}").status_code == 404
         assert not list((runs / ".studio" / "feedback").iterdir()) and not (runs.parent / "etc").exists()
         hostile = client.post("/api/feedback/sessions", json={**setup, "annotator": HOSTILE}, headers=headers)
@@ -180,7 +182,7 @@ def test_forged_and_hostile_requests_are_refused(space: tuple[Path, Path]) -> No
         assert "Who is labelling?" in asked and "<img" not in asked  # a name that is not one is not shown
         again = client.post("/api/feedback/sessions", json=setup, headers=headers)
         assert again.status_code == 409
-        state = client.get("/api/feedback/next", params={"session": "s1", "annotator": "alice"}).json()
+        state = client.get("/api/feedback/next", params={"session": "s1", "annotator": "alice"}, headers=headers).json()
         assert state["index"] == 0 and state["prompt"] == QUESTIONS[0]
         body = {"session": "s1", "annotator": "alice", "index": 0, "choice": "first"}
         for bad in ({"index": 9}, {"index": "0"}, {"choice": "third"}):

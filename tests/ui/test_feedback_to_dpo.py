@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_labels_train_a_dpo_run_from_the_form(browser: Any, space: tuple[Path, Path], tiny_llama: Path) -> None:  # noqa: F811
     runs, data = space
-    with running_studio(runs, data) as (url, _):
+    with running_studio(runs, data, models=[tiny_llama]) as (url, _):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.goto(f"{url}/feedback")
         page.select_option("#prompts", "questions.jsonl")

@@ -56,6 +56,41 @@ def test_a_token_guards_every_request_when_set(space: tuple[Path, Path]) -> None
         assert first.status_code == 200 and "tunesmith_token" in first.headers["set-cookie"]
         assert "httponly" in first.headers["set-cookie"].lower()
         assert client.get(f"{url}/data").status_code == 200  # the cookie carries it from now on
+    with httpx.Client() as client:  # a cookie left by an earlier start must not hide the fresh ?token=
+        client.cookies.set("tunesmith_token", "stale")
+        with running_studio(*space, token="fresh") as (url, _):
+            assert client.get(f"{url}/?token=fresh").status_code == 200
+
+
+def test_bad_request_bodies_are_one_line_not_a_crash(space: tuple[Path, Path]) -> None:
+    runs, data = space
+    with running_studio(runs, data) as (url, _), httpx.Client() as client:
+        headers = {"X-CSRF-Token": csrf_of(client, url), "Content-Type": "application/json"}
+        for route in ("/api/runs", "/api/estimate", "/api/playground", "/api/check", "/api/fix",
+                      "/api/feedback/sessions"):
+            for body in ("{not json", "[1, 2]", '{"seed": Infinity}'):
+                response = client.post(f"{url}{route}", content=body, headers=headers)
+                assert response.status_code == 400, (route, body, response.text)
+                assert set(response.json()) == {"error"} and "\n" not in response.json()["error"]
+        for key in ("method.name.name", "task.name.x", "train.lr.deep"):
+            response = client.post(f"{url}/api/runs", headers=headers,
+                                   json={"values": {"output.name": "x", "data.train": "train.jsonl", key: "1"}})
+            assert response.status_code == 422, (key, response.text)
+        assert client.get(f"{url}/api/state/shown").status_code == 403  # /api/ GETs need the header too
+        assert client.get(f"{url}/api/state/shown", headers=headers).status_code == 200
+
+
+def test_only_runs_the_studio_started_are_resumed(space: tuple[Path, Path]) -> None:
+    """A run folder from elsewhere is data: its config (output.dir, reward functions, remote code) is never
+    run by the studio's Resume button."""
+    runs, data = space
+    (runs / "shown" / "checkpoints" / "step-2").mkdir(parents=True)
+    (runs / "shown" / "summary.json").write_text(json.dumps({"status": "interrupted"}))
+    with running_studio(runs, data) as (url, studio), httpx.Client() as client:
+        headers = {"X-CSRF-Token": csrf_of(client, url)}
+        response = client.post(f"{url}/api/resume/shown", headers=headers)
+        assert response.status_code == 400 and "no checkpoint to resume from" in response.json()["error"]
+        assert not studio.jobs.workers
 
 
 @pytest.mark.parametrize(
@@ -65,6 +100,7 @@ def test_a_token_guards_every_request_when_set(space: tuple[Path, Path]) -> None
 )
 def test_run_names_resolve_inside_runs_only(space: tuple[Path, Path], name: str) -> None:
     with running_studio(*space) as (url, _), httpx.Client() as client:
+        client.headers["X-CSRF-Token"] = csrf_of(client, url)
         for route in ("runs", "report", "api/state"):
             response = client.get(f"{url}/{route}/{name}")
             assert response.status_code == 404, (route, name, response.text[:200])
@@ -121,6 +157,18 @@ def test_a_form_cannot_turn_on_code_execution_or_read_unlisted_data(space: tuple
                 "task.reward_functions": '[{"function": "os:system"}]'}
         problems = client.post(f"{url}/api/runs", json={"values": grpo}, headers=headers).json()["problems"]
         assert any("--allow-imports" in m for ms in problems.values() for m in ms), problems
+        for key, value, expected in (
+            ("eval.general_data", str(runs.parent / "outside" / "passwd.jsonl"), "not a data file the studio lists"),
+            ("model.path", "/etc", "a local model must be in a folder the studio offers"),
+            ("model.path", "../outside/secret", "a local model must be in a folder the studio offers"),
+            ("model.allow_pickle_weights", "true", "--allow-pickle-weights"),
+        ):
+            form = {"output.name": "x", "data.train": "train.jsonl", key: value}
+            problems = client.post(f"{url}/api/runs", json={"values": form}, headers=headers).json()["problems"]
+            assert expected in " ".join(problems[key]), (key, problems)
+        ppo = {"output.name": "x", "data.train": "train.jsonl", "task.name": "ppo", "task.reward_model": "/etc"}
+        problems = client.post(f"{url}/api/runs", json={"values": ppo}, headers=headers).json()["problems"]
+        assert "give the name of a run under" in " ".join(problems["task.reward_model"])
         assert not any((runs / ".studio" / "configs").iterdir())  # nothing refused was written
     with running_studio(runs, data, trust=Trust(trust_remote_code=True)) as (url, _), httpx.Client() as client:
         headers = {"X-CSRF-Token": csrf_of(client, url)}

@@ -44,7 +44,7 @@ def test_data_to_trained_and_compared_model(browser: Any, tiny_llama: Path, tiny
     rows = [{"prompt": f"Question {i}: what is {i} plus {i}?", "completion": f"{i} plus {i} is {2 * i}."}
             for i in range(24)]
     upload = write_jsonl(tmp_path / "sums.jsonl", rows + rows[:4])  # four exact duplicates to clean
-    with running_studio(runs, data) as (url, _):
+    with running_studio(runs, data, models=[tiny_llama]) as (url, _):
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         requested: list[str] = []
         page.on("request", lambda request: requested.append(request.url))

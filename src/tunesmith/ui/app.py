@@ -67,7 +67,8 @@ def build_app(studio: Studio) -> FastAPI:
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         query_token = request.query_params.get("token")
         try:
-            studio.guard.check(request.method, request.headers.get("host", ""), request.cookies.get(TOKEN_COOKIE),
+            studio.guard.check(request.method, request.url.path, request.headers.get("host", ""),
+                               request.cookies.get(TOKEN_COOKIE),
                                query_token, request.headers.get(CSRF_HEADER))
         except Refused as exc:
             return _refusal(request, exc)

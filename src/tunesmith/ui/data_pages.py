@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
-from tunesmith.files import atomic_write_json, atomic_write_text
-from tunesmith.ui.security import MAX_UPLOAD_BYTES, Refused, child_path, free_path, upload_name
+from tunesmith.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tunesmith.ui.security import MAX_UPLOAD_BYTES, Refused, child_path, free_path, json_object, upload_name
 
 
 def add_routes(app: FastAPI, studio: Any) -> None:
@@ -27,7 +27,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
                   "report": _report_name(p) if (ws.checks / f"{_report_name(p)}.html").is_file() else None}
                  for p in ws.data_files()]
         return studio.page(request, "data.html", files=files, limit_mb=MAX_UPLOAD_BYTES // 2**20,
-                           data_dir=str(ws.data))
+                           data_dir=str(ws.data) if ws.data is not None else "")
 
     @app.put("/api/upload")
     async def upload(request: Request) -> dict[str, Any]:
@@ -41,14 +41,12 @@ def add_routes(app: FastAPI, studio: Any) -> None:
             if len(body) > MAX_UPLOAD_BYTES:
                 raise Refused(413, f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
         path = free_path(ws.uploads, name)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(bytes(body))
-        tmp.replace(path)
+        atomic_write_bytes(path, bytes(body))
         return {"file": ws.shown(path), "bytes": len(body)}
 
     @app.post("/api/check")
     async def check(request: Request) -> dict[str, Any]:
-        path = ws.data_file(str((await request.json()).get("file", "")))
+        path = ws.data_file(str((await json_object(request)).get("file", "")))
         report = await run_in_threadpool(_check, path)
         name = _report_name(path)
         from tunesmith.data.quality.html import render_html
@@ -67,7 +65,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
     async def fix(request: Request) -> dict[str, Any]:
         from tunesmith.data.quality.fix import write_fixed
 
-        path = ws.data_file(str((await request.json()).get("file", "")))
+        path = ws.data_file(str((await json_object(request)).get("file", "")))
         report = await run_in_threadpool(_check, path)
         out = free_path(ws.uploads, f"{path.stem}-clean.jsonl")
         kept, removed = await run_in_threadpool(write_fixed, path, report, out)

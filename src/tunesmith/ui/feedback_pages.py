@@ -44,7 +44,7 @@ from tunesmith.feedback.collect import (
 from tunesmith.files import append_jsonl, atomic_write_json
 from tunesmith.inference.sampling import Sampling
 from tunesmith.ui.models import pool_of
-from tunesmith.ui.security import SAFE_SEGMENT, Refused, child_path
+from tunesmith.ui.security import SAFE_SEGMENT, Refused, child_path, json_object
 
 ANNOTATOR = re.compile(r"^\w[\w .@+-]{0,63}$")  # a person's name or handle; never a path
 CHOICES: tuple[str, ...] = get_args(Choice)  # first, second, both_bad, skip: in the order shown
@@ -183,7 +183,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
 
     @app.post("/api/feedback/sessions")
     async def create(request: Request) -> Response:
-        settings = await asyncio.to_thread(check_setup, studio, await _body(request))
+        settings = await asyncio.to_thread(check_setup, studio, await json_object(request))
         path = ws.feedback / settings.pop("session")
         try:
             path.mkdir()
@@ -215,7 +215,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
 
     @app.post("/api/feedback/label")
     async def label(request: Request) -> dict[str, Any]:
-        body = await _body(request)
+        body = await json_object(request)
         session, annotator = open_session(ws, body.get("session")), _annotator(body.get("annotator"))
         index, choice = body.get("index"), body.get("choice")
         if not isinstance(index, int) or not 0 <= index < len(session.prompts) or choice not in CHOICES:
@@ -295,16 +295,6 @@ def check_setup(studio: Any, body: dict[str, Any]) -> dict[str, Any]:
             "created": time.time(), "prompts": prompts}
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise Refused(400, "send a JSON object") from exc
-    if not isinstance(body, dict):
-        raise Refused(400, "send a JSON object")
-    return body
-
-
 def _annotator(value: Any) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not ANNOTATOR.match(text):
@@ -318,7 +308,7 @@ def _number(body: dict[str, Any], key: str, default: Any, kind: type) -> Any:
         return default
     try:
         return kind(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise Refused(400, f"{key} {value!r}: give a number") from exc
 
 

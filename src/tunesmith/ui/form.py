@@ -4,7 +4,9 @@ back into a config validated exactly as the CLI validates one (`load_config`), w
 beside the field it names.
 
 What a form may not do: write outside `--runs` (output.dir is the studio's), read data the studio does
-not list, or turn on code execution (model.trust_remote_code, reward functions that import modules,
+not list (data.train / data.eval / eval.general_data are choices among them), load a local model from
+outside the folders the studio offers (`--data`, `--runs`, `--models`), score with a reward model that is
+not one of its runs, or turn on code execution (model.trust_remote_code, reward functions that import modules,
 pickle weights) unless the studio was started with the matching trust flag.
 """
 
@@ -14,6 +16,7 @@ import json
 import re
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
@@ -26,7 +29,7 @@ from tunesmith.errors import UserError
 from tunesmith.sections import Section
 
 FIXED = {"output.dir", "name"}  # set by the studio / chosen by the section's select
-DATA_KEYS = ("data.train", "data.eval")
+DATA_KEYS = ("data.train", "data.eval", "eval.general_data")  # chosen from the files the studio lists
 KEY_IN_MESSAGE = re.compile(r"\b((?:model|data|method|task|train|eval|output|distributed)\.[a-z_][\w.]*)")
 
 
@@ -55,6 +58,16 @@ class Trust:
     trust_remote_code: bool = False
     allow_imports: bool = False
     allow_pickle_weights: bool = False
+
+
+@dataclass
+class Places:
+    """Where a form may point: data files by their shown names, local models under these folders, reward
+    models among the runs under --runs."""
+
+    data_paths: dict[str, str]  # shown name -> path
+    model_roots: list[Path]
+    runs: Path
 
 
 def build_form() -> list[FormSection]:
@@ -142,16 +155,17 @@ class FormProblems(Exception):
         self.problems = problems
 
 
-def form_config(values: dict[str, str], runs_dir: str, data_paths: dict[str, str], trust: Trust) -> dict[str, Any]:
+def form_config(values: dict[str, str], places: Places, trust: Trust) -> dict[str, Any]:
     """The config a submitted form describes (only the keys the person set), checked by the schema.
 
-    VALUES: dotted key → the input's text; DATA_PATHS: the data file choices → their paths."""
+    VALUES: dotted key → the input's text."""
     fields = {f.key: f for s in build_form() for f in s.fields if not f.variant or
               values.get(f"{f.key.split('.')[0]}.name") == f.variant}
     problems: dict[str, list[str]] = {}
-    raw: dict[str, Any] = {"output": {"dir": runs_dir}}
+    raw: dict[str, Any] = {"output": {"dir": str(places.runs)}}
+    data_paths = places.data_paths
     for key, text in values.items():
-        if key.endswith(".name") and key.split(".")[0] in CHOSEN:
+        if key in {f"{section}.name" for section in CHOSEN}:
             _put(raw, key, text)
             continue
         spec = fields.get(key)
@@ -164,8 +178,12 @@ def form_config(values: dict[str, str], runs_dir: str, data_paths: dict[str, str
             problems.setdefault(key, []).append(str(exc))
             continue
         if value is not _UNSET:
-            _put(raw, key, value)
+            try:
+                _put(raw, key, value)
+            except ValueError as exc:
+                problems.setdefault(key, []).append(str(exc))
     _check_trust(raw, trust, problems)
+    _check_places(raw, places, problems)
     try:
         RunConfig.model_validate(json.loads(json.dumps(raw)))
     except ValidationError as exc:
@@ -221,6 +239,8 @@ def _put(raw: dict[str, Any], key: str, value: Any) -> None:
     *parents, last = key.split(".")
     for part in parents:
         node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"{key}: {part} is not a section")
     node[last] = value
 
 
@@ -236,6 +256,31 @@ def _check_trust(raw: dict[str, Any], trust: Trust, problems: dict[str, list[str
         if isinstance(value, str) and ":" in value and "function" in key and not trust.allow_imports:
             problems.setdefault(key.split(".0")[0], []).append(
                 "the studio was started without --allow-imports: a form cannot import modules")
+
+
+def _check_places(raw: dict[str, Any], places: Places, problems: dict[str, list[str]]) -> None:
+    """A local model only from the folders the studio was given; a reward model only from its runs."""
+    model = raw.get("model", {}).get("path")
+    if isinstance(model, str) and _is_local(model) and not _inside(Path(model), places.model_roots):
+        roots = ", ".join(str(r) for r in places.model_roots)
+        problems.setdefault("model.path", []).append(
+            f"a local model must be in a folder the studio offers ({roots}; start it with --models DIR to add one)")
+    reward = raw.get("task", {}).get("reward_model")
+    if isinstance(reward, str) and not _inside(places.runs / reward, [places.runs]):
+        problems.setdefault("task.reward_model", []).append(f"give the name of a run under {places.runs}")
+
+
+def _is_local(text: str) -> bool:
+    """A path on this machine (not a packaged alias, nor a hub id read from the local cache)."""
+    from tunesmith.models.load import ALIASES
+
+    return text not in ALIASES and (Path(text).expanduser().exists() or Path(text).is_absolute() or
+                                    text.startswith((".", "~")))
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    resolved = path.expanduser().resolve()
+    return any(resolved.is_relative_to(root.resolve()) for root in roots)
 
 
 def _flat(value: Any, prefix: str) -> list[tuple[str, Any]]:
@@ -258,8 +303,8 @@ def _file(problems: dict[str, list[str]], line: str, fields: dict[str, FormField
     problems.setdefault("", []).append(line)
 
 
-def check_form(values: dict[str, str], runs_dir: str, data_paths: dict[str, str], trust: Trust) -> dict[str, Any]:
+def check_form(values: dict[str, str], places: Places, trust: Trust) -> dict[str, Any]:
     try:
-        return form_config(values, runs_dir, data_paths, trust)
+        return form_config(values, places, trust)
     except UserError as exc:
         raise FormProblems({"": [str(exc)]}) from None

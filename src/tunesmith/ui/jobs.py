@@ -20,6 +20,7 @@ class Worker:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
+    stopping: bool = False  # SIGTERM sent: a second one would stop at once, without the checkpoint
 
     @property
     def alive(self) -> bool:
@@ -33,13 +34,13 @@ class Jobs:
         self.workers: dict[str, Worker] = {}
         self.lock = threading.Lock()
 
-    def start(self, name: str, config: Path, resume: bool = False) -> Worker:
+    def start(self, name: str, config: Path, resume: bool = False, overrides: list[str] | None = None) -> Worker:
         with self.lock:
             if self.running(name):
                 raise UserError(f"run {name} is already training")
             log = self.logs / f"{name.replace('/', '__')}.log"
-            command = [sys.executable, "-m", "tunesmith", *self.root_flags, "train", str(config), "--quiet",
-                       *(["--resume"] if resume else [])]
+            command = [sys.executable, "-m", "tunesmith", *self.root_flags, "train", str(config), *(overrides or []),
+                       "--quiet", *(["--resume"] if resume else [])]
             with open(log, "ab") as out:  # the worker's own output (the run also writes train.log)
                 process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True)
@@ -50,11 +51,19 @@ class Jobs:
         worker = self.workers.get(name)
         return worker is not None and worker.alive
 
-    def stop(self, name: str) -> None:
+    def stopping(self, name: str) -> bool:
         worker = self.workers.get(name)
-        if worker is None or not worker.alive:
-            raise UserError(f"run {name} is not training in this studio")
-        worker.process.send_signal(signal.SIGTERM)
+        return worker is not None and worker.alive and worker.stopping
+
+    def stop(self, name: str) -> None:
+        """One SIGTERM: the run checkpoints at its next step boundary. Asking again changes nothing."""
+        with self.lock:
+            worker = self.workers.get(name)
+            if worker is None or not worker.alive:
+                raise UserError(f"run {name} is not training in this studio")
+            if not worker.stopping:
+                worker.stopping = True
+                worker.process.send_signal(signal.SIGTERM)
 
     def exit_code(self, name: str) -> int | None:
         worker = self.workers.get(name)
@@ -70,7 +79,9 @@ class Jobs:
         """At shutdown: every run this studio started stops cleanly (a checkpoint), none is orphaned."""
         alive = [w for w in self.workers.values() if w.alive]
         for worker in alive:
-            worker.process.send_signal(signal.SIGTERM)
+            if not worker.stopping:
+                worker.stopping = True
+                worker.process.send_signal(signal.SIGTERM)
         for worker in alive:
             try:
                 worker.process.wait(grace_s)

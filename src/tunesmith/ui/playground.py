@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tunesmith.errors import UserError
 from tunesmith.inference.sampling import Sampling
 from tunesmith.ui.models import pool_of
-from tunesmith.ui.security import Refused
+from tunesmith.ui.security import Refused, json_object
 
 MAX_PROMPT_CHARS = 20_000
 
@@ -45,7 +45,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
     @app.post("/api/playground")
     async def ask(request: Request) -> Response:
         try:
-            body = Ask.model_validate(await request.json())
+            body = Ask.model_validate(await json_object(request))
             sampling = Sampling(temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
                                 repetition_penalty=body.repetition_penalty, max_new_tokens=body.max_tokens,
                                 seed=body.seed)

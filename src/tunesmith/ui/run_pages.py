@@ -4,6 +4,7 @@ live cost estimate; runs start, stop and resume through `Jobs` (a `tunesmith tra
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ from tunesmith.runs.report import (
     render_run,
     run_charts,
 )
-from tunesmith.ui.form import FormProblems, build_form, check_form
-from tunesmith.ui.security import SAFE_SEGMENT, Refused
+from tunesmith.ui.form import FormProblems, Places, build_form, check_form
+from tunesmith.ui.security import SAFE_SEGMENT, Refused, json_object
 
 LIVE = ("starting", "running", "stopping")
 
@@ -55,7 +56,7 @@ def add_routes(app: FastAPI, studio: Any) -> None:
         view = view_of(path)
         status = run_status(studio, name, path)
         return {"status": status, "steps": len(view.steps), "last_step": view.steps[-1]["step"] if view.steps else None,
-                "charts": "".join(run_charts(view)), "can_stop": studio.jobs.running(name),
+                "charts": "".join(run_charts(view)), "can_stop": status in ("starting", "running") and studio.jobs.running(name),
                 "can_resume": can_resume(studio, name, path, status), "log": studio.jobs.last_lines(name, 8)}
 
     @app.get("/report/{name:path}", response_class=HTMLResponse)
@@ -114,14 +115,15 @@ def add_routes(app: FastAPI, studio: Any) -> None:
         path = ws.run_path(name)
         if not can_resume(studio, name, path, run_status(studio, name, path)):
             raise UserError(f"run {name} has no checkpoint to resume from, or is still training")
-        config = ws.configs / f"{name}.yaml"
-        studio.jobs.start(name, config if config.is_file() else RunFolder(path).config, resume=True)
+        # only a run the studio started: its config was checked by the form (a run folder's own config is
+        # data from elsewhere); it resumes where it is now, whatever output.dir said when it started
+        studio.jobs.start(name, ws.configs / f"{name}.yaml", resume=True,
+                          overrides=[f"output.dir={ws.runs}", f"output.name={name}"])
         return {"status": "starting"}
 
 
 async def _values(request: Request) -> dict[str, str]:
-    body = await request.json()
-    values = body.get("values") if isinstance(body, dict) else None
+    values = (await json_object(request)).get("values")
     if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
         raise Refused(400, 'send {"values": {"dotted.key": "text", ...}}')
     return values
@@ -129,9 +131,9 @@ async def _values(request: Request) -> dict[str, str]:
 
 def _config_or_problems(studio: Any, values: dict[str, str]) -> dict[str, Any] | Response:
     ws = studio.workspace
-    paths = {ws.shown(p): str(p.resolve()) for p in ws.data_files()}
+    places = Places({ws.shown(p): str(p.resolve()) for p in ws.data_files()}, ws.model_roots, ws.runs)
     try:
-        return check_form(values, str(ws.runs), paths, studio.trust)
+        return check_form(values, places, studio.trust)
     except FormProblems as exc:
         return _problems(exc.problems)
 
@@ -171,19 +173,27 @@ def _estimate(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_status(studio: Any, name: str, path: Path) -> str:
+    """What the run is doing: the studio's own worker first, then the registry's newest row for this
+    folder (a run resumed from a terminal is `running` there while an older summary.json still says
+    `interrupted`), then the summary, then how the worker ended."""
     if studio.jobs.running(name):
+        if studio.jobs.stopping(name):
+            return "stopping"
         return "running" if RunFolder(path).metrics.is_file() else "starting"
+    rows = [r for r in _registry_rows(studio.workspace.runs) if Path(r["path"]).resolve() == path.resolve()]
+    if rows and rows[-1]["status"] == "running":  # stale rows of dead processes are marked interrupted
+        return "running"
     summary = RunFolder(path).summary
     if summary.is_file():
         try:
             return str(json.loads(summary.read_text()).get("status", "finished"))
         except ValueError:
             return "unknown"
-    rows = [r for r in _registry_rows(studio.workspace.runs) if Path(r["path"]).resolve() == path.resolve()]
     if rows:
         return str(rows[-1]["status"])
     code = studio.jobs.exit_code(name)
-    return "unknown" if code is None else ("interrupted" if code in (130, 143) else "failed")
+    stopped = (130, 143, -signal.SIGTERM, -signal.SIGINT)  # a stop before its handler was installed: -15
+    return "unknown" if code is None else ("interrupted" if code in stopped else "failed")
 
 
 def _registry_rows(root: Path) -> list[dict[str, Any]]:
@@ -191,7 +201,8 @@ def _registry_rows(root: Path) -> list[dict[str, Any]]:
 
 
 def can_resume(studio: Any, name: str, path: Path, status: str) -> bool:
-    return status not in LIVE and status != "finished" and bool(checkpoints(path))
+    started_here = (studio.workspace.configs / f"{name}.yaml").is_file()
+    return started_here and status not in LIVE and status != "finished" and bool(checkpoints(path))
 
 
 def checkpoints(path: Path) -> list[dict[str, Any]]:
@@ -234,7 +245,7 @@ def run_details(studio: Any, name: str, path: Path) -> dict[str, Any]:
         "versus": versus,
         "config_text": config.read_text(errors="replace") if config.is_file() else "",
         "checkpoints": checkpoints(path),
-        "can_stop": studio.jobs.running(name),
+        "can_stop": status in ("starting", "running") and studio.jobs.running(name),
         "can_resume": can_resume(studio, name, path, status),
         "has_final": RunFolder(path).final.is_dir(),
         "samples": summary.get("samples") or [],

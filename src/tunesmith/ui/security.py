@@ -12,10 +12,12 @@
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from tunesmith.errors import UserError
@@ -49,15 +51,18 @@ class Guard:
         names = {self.host} | (LOOPBACK if self.host in LOOPBACK | {"0.0.0.0", "::"} else set())
         return {f"{name}:{self.port}" for name in names} | {f"[{name}]:{self.port}" for name in names}
 
-    def check(self, method: str, host: str, cookie_token: str | None, query_token: str | None,
+    def check(self, method: str, path: str, host: str, cookie_token: str | None, query_token: str | None,
               csrf_header: str | None) -> None:
+        """Refuse what this request may not do. Pages are GETs that change nothing; everything under /api/
+        (some GETs there load models or generate) and every other method needs the CSRF header."""
         if self.host not in {"0.0.0.0", "::"} and host not in self.hosts:
             raise Refused(421, f"host {host!r} is not this studio's address")
-        if self.token is not None:
-            given = cookie_token or query_token or ""
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                raise Refused(401, "this studio needs its token: open the URL printed when it started")
-        if method not in SAFE_METHODS and not hmac.compare_digest((csrf_header or "").encode(), self.csrf.encode()):
+        if self.token is not None and not any(
+            hmac.compare_digest(given.encode(), self.token.encode()) for given in (query_token, cookie_token) if given
+        ):  # either will do: a stale cookie from an earlier start must not hide a fresh ?token=
+            raise Refused(401, "this studio needs its token: open the URL printed when it started")
+        guarded = method not in SAFE_METHODS or path.startswith("/api/")
+        if guarded and not hmac.compare_digest((csrf_header or "").encode(), self.csrf.encode()):
             raise Refused(403, "missing or wrong CSRF token: reload the page and try again")
 
 
@@ -90,9 +95,33 @@ def upload_name(raw: str) -> str:
     """A data file name safe to create: the last path segment, plain characters only, a data suffix."""
     base = unquote(raw).replace("\\", "/").rsplit("/", 1)[-1].strip()
     clean = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip("._-")[:100]
-    if not clean or not clean.lower().endswith(DATA_SUFFIXES):
+    stem, dot, suffix = clean.rpartition(".")
+    if not stem or f"{dot}{suffix.lower()}" not in DATA_SUFFIXES:
         raise UserError(f"upload {raw!r}: give a data file ending in {', '.join(DATA_SUFFIXES)}")
-    return clean
+    return f"{stem}.{suffix.lower()}"  # the readers choose by suffix, in lower case
+
+
+MAX_JSON_BYTES = 1_000_000
+
+
+async def json_object(request: Any) -> dict[str, Any]:
+    """A request's JSON object body (at most MAX_JSON_BYTES), or a Refused(400) saying what is wrong."""
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > MAX_JSON_BYTES:
+            raise Refused(413, f"request body over {MAX_JSON_BYTES} bytes")
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(400, "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise Refused(400, "the request body must be a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def free_path(folder: Path, name: str) -> Path:

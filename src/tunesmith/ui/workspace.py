@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,13 @@ STUDIO = ".studio"
 @dataclass
 class Workspace:
     runs: Path  # --runs: the output root (output.dir) holding run folders and registry.sqlite
-    data: Path  # --data: where data files may be picked from, besides the uploads
+    data: Path | None = None  # --data: where data files may be picked from, besides the uploads
+    models: list[Path] = field(default_factory=list)  # --models: folders local models may be loaded from
 
     def __post_init__(self) -> None:
         self.runs = self.runs.resolve()
-        self.data = self.data.resolve()
+        self.data = self.data.resolve() if self.data is not None else None
+        self.models = [m.resolve() for m in self.models]
         for folder in (self.uploads, self.configs, self.checks, self.feedback, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -37,6 +39,10 @@ class Workspace:
     checks = property(lambda self: self.studio / "checks")
     feedback = property(lambda self: self.studio / "feedback")
     logs = property(lambda self: self.studio / "logs")
+
+    @property
+    def model_roots(self) -> list[Path]:
+        return [*self.models, *([self.data] if self.data is not None else []), self.runs]
 
     def run_path(self, name: str) -> Path:
         """The folder of a run under --runs, or of one the studio has just started (not yet written)."""
@@ -72,13 +78,13 @@ class Workspace:
     def data_files(self) -> list[Path]:
         """Data files the studio may read: uploads, feedback sessions' preference files, and files under
         --data (three levels deep)."""
-        found = [p for p in sorted(self.uploads.iterdir()) if p.suffix in DATA_SUFFIXES and p.is_file()
+        found = [p for p in sorted(self.uploads.iterdir()) if p.suffix.lower() in DATA_SUFFIXES and p.is_file()
                  and not p.name.endswith(".removed.jsonl")]  # the log of a cleaned copy, not data
         found += sorted(self.feedback.glob("*/preferences*.jsonl"))  # what people chose: data for dpo / reward
-        if self.data != self.runs:
+        if self.data is not None and self.data != self.runs:
             for depth in ("*", "*/*", "*/*/*"):
                 found += [p for p in sorted(self.data.glob(depth))
-                          if p.suffix in DATA_SUFFIXES and p.is_file() and not _hidden(p, self.data)
+                          if p.suffix.lower() in DATA_SUFFIXES and p.is_file() and not _hidden(p, self.data)
                           and not p.resolve().is_relative_to(self.runs)]
         return found
 
@@ -98,7 +104,9 @@ class Workspace:
         for folder, label in ((self.uploads, "uploads"), (self.feedback, "feedback")):
             if resolved.is_relative_to(folder.resolve()):
                 return f"{label}/{resolved.relative_to(folder.resolve()).as_posix()}"
-        return str(resolved.relative_to(self.data)) if resolved.is_relative_to(self.data) else str(resolved)
+        if self.data is not None and resolved.is_relative_to(self.data):
+            return str(resolved.relative_to(self.data))
+        return str(resolved)
 
 
 def _hidden(path: Path, root: Path) -> bool:

@@ -82,7 +82,7 @@ function labelling(box) {
     [first, second].forEach(el => text(el.querySelector(".answer-text"), "generating…"));
     const query = new URLSearchParams({session, annotator});
     try {
-      const response = await fetch(`/api/feedback/next?${query}`, {headers: {"Accept": "application/json"}});
+      const response = await fetch(`/api/feedback/next?${query}`, {headers: {"Accept": "application/json", "X-CSRF-Token": CSRF()}});
       const state = await response.json();
       if (!response.ok) throw new Error(state.error || response.statusText);
       message.hidden = true;

@@ -11,7 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
   async function refresh() {
     let state;
     try {
-      const response = await fetch(`/api/state/${name}`);
+      const response = await fetch(`/api/state/${name}`, {headers: {"X-CSRF-Token": CSRF()}});
       if (!response.ok) return;  // a passing hiccup: the next tick asks again
       state = await response.json();
     } catch (e) { return; }
