@@ -182,9 +182,12 @@ def test_a_form_cannot_turn_on_code_execution_or_read_unlisted_data(space: tuple
 
 def test_every_value_shown_is_escaped(space: tuple[Path, Path]) -> None:
     with running_studio(*space) as (url, _), httpx.Client() as client:
-        for path in ("/", "/runs/shown", "/data"):
-            text = client.get(f"{url}{path}").text
-            assert "<img src=x" not in text, path
+        headers = {"X-CSRF-Token": csrf_of(client, url)}
+        checked = client.post(f"{url}/api/check", json={"file": "train.jsonl"}, headers=headers).json()
+        pages = ["/", "/runs/shown", "/data", "/compare?run=shown", "/report/shown", "/feedback", checked["report"]]
+        for path in pages:
+            response = client.get(f"{url}{path}")
+            assert response.status_code == 200 and "<img src=x" not in response.text, path
         assert "&lt;img src=x onerror=" in client.get(f"{url}/runs/shown").text
 
 

@@ -93,6 +93,9 @@ def test_data_to_trained_and_compared_model(browser: Any, tiny_llama: Path, tiny
         screenshot(page, "run-training")
         with page.expect_navigation(timeout=120_000):  # the page reloads once the run has ended
             page.click("#stop")
+            # a second stop (an impatient click) must not kill the run before its checkpoint
+            again = page.evaluate("api('/api/stop/sums', {}).then(r => r.status, e => e.message)")
+            assert again in ("stopping", "run sums is not training in this studio"), again
         assert page.inner_text("#status") == "interrupted"
         stopped_at = chart_points(page)
         assert stopped_at < STEPS
@@ -116,6 +119,7 @@ def test_data_to_trained_and_compared_model(browser: Any, tiny_llama: Path, tiny
         page.click("#overlay")
         page.wait_for_url(f"{url}/compare?run=sums&run=yes")
         assert page.locator(".chart").count() >= 2
+        screenshot(page, "compare")
 
         # playground: the tuned run and its base answer side by side, streamed
         page.goto(f"{url}/playground?run=yes")

@@ -24,12 +24,15 @@ from tunesmith.serve.target import LoadedTarget, load_served
 from tunesmith.ui.security import Refused
 from tunesmith.ui.workspace import Workspace
 
+ANSWER_TIMEOUT_S = 600.0  # a stuck worker must not hold a request forever
+
 
 class ModelPool:
     def __init__(self, workspace: Workspace, max_batch: int = 4) -> None:
         self.workspace = workspace
         self.max_batch = max_batch
         self.loaded: dict[str, tuple[LoadedTarget, Scheduler]] = {}
+        self.loading: dict[str, threading.Lock] = {}
         self.lock = threading.Lock()
 
     def choices(self) -> list[dict[str, str]]:
@@ -59,7 +62,12 @@ class ModelPool:
         return base_target, base_scheduler, base_target.name
 
     def _load(self, key: str, text: str) -> tuple[LoadedTarget, Scheduler]:
+        """One lock per model: loading one (seconds) never holds up answers from those already loaded."""
         with self.lock:
+            if key in self.loaded:
+                return self.loaded[key]
+            lock = self.loading.setdefault(key, threading.Lock())
+        with lock:
             if key not in self.loaded:
                 target = load_served(text)
                 self.loaded[key] = (target, Scheduler(target, self.max_batch, max_queue=32))
@@ -90,7 +98,9 @@ class ModelPool:
         job = Job(target.chat_ids([Message("user", prompt)]), sampling)
         finished = threading.Event()
         scheduler.submit([Ticket(model_id, job, lambda _job: finished.set())])
-        finished.wait()
+        if not finished.wait(ANSWER_TIMEOUT_S):
+            job.cancel.set()
+            raise Refused(504, f"no answer from {choice} within {ANSWER_TIMEOUT_S:.0f} s")
         if job.finish_reason == "error":
             raise Refused(500, job.text)
         return job.text.strip(), _label(choice, target, model_id)

@@ -143,27 +143,38 @@ def _problems(problems: dict[str, list[str]]) -> Response:
 
 
 class EstimateCache:
-    """`tunesmith estimate` for a form's config, one at a time (a probe measures the machine), cached."""
+    """`tunesmith estimate` for a form's config, one at a time (a probe measures the machine), cached by
+    the config and the size and time of its data files (an edited file is estimated again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = 64) -> None:
         self.lock = threading.Lock()
+        self.size = size
         self.found: dict[str, dict[str, Any]] = {}
 
     def get(self, raw: dict[str, Any]) -> dict[str, Any]:
-        key = json.dumps(raw, sort_keys=True)
+        data = raw.get("data", {})
+        stamps = [(str(p), Path(p).stat().st_size, Path(p).stat().st_mtime_ns)
+                  for p in (data.get("train"), data.get("eval")) if isinstance(p, str) and Path(p).is_file()]
+        key = json.dumps([raw, stamps], sort_keys=True)
         with self.lock:
             if key not in self.found:
+                if len(self.found) >= self.size:
+                    self.found.pop(next(iter(self.found)))  # the oldest
                 self.found[key] = _estimate(raw)
             return self.found[key]
 
 
 def _estimate(raw: dict[str, Any]) -> dict[str, Any]:
+    """For this machine's accelerator when it has one (the workers train there), else its CPU."""
+    import torch
+
     from tunesmith.config import load_config
     from tunesmith.estimate.devices import find_device
     from tunesmith.estimate.estimator import estimate_run
 
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        found = estimate_run(load_config(raw), find_device("cpu", None), suggest=False)
+        found = estimate_run(load_config(raw), find_device(device, None), suggest=False)
     except UserError as exc:
         return {"error": str(exc)}
     return {"fits": found.fits, "peak_memory_mb": round(found.peak_memory_mb), "memory_mb": round(found.memory_mb),

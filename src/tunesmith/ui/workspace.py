@@ -18,6 +18,9 @@ from tunesmith.runs.registry import RunRegistry
 from tunesmith.ui.security import DATA_SUFFIXES, child_path
 
 STUDIO = ".studio"
+# the task metric the runs table shows, the first a run has (after training)
+TASK_METRICS = ("task_score", "macro_f1", "accuracy", "rougeL", "exact_match", "pref_accuracy", "pair_accuracy",
+                "mean_reward")
 
 
 @dataclass
@@ -130,6 +133,8 @@ def _row(ws: Workspace, path: Path, row: dict[str, Any]) -> dict[str, Any]:
     train = data.get("train")
     metrics = row.get("metrics") or {}
     best = metrics.get("best_eval_loss", metrics.get("eval_loss_after"))
+    metric = next(((name, metrics[key]) for name in TASK_METRICS for key in (f"eval_{name}_after", f"{name}_after")
+                   if isinstance(metrics.get(key), int | float)), None)
     model = row.get("model") or (config.get("model") or {}).get("path")
     return {
         "name": ws.run_name(path),
@@ -139,6 +144,8 @@ def _row(ws: Workspace, path: Path, row: dict[str, Any]) -> dict[str, Any]:
         "task": row.get("task") or (config.get("task") or {}).get("name") or "-",
         "data": Path(train).name if isinstance(train, str) else ("mix" if train else "-"),
         "best_eval_loss": best if isinstance(best, int | float) else None,
+        "metric": f"{metric[0]} {metric[1]:.3f}" if metric else "-",
+        "metric_value": metric[1] if metric else -1e99,
         "duration": duration(row) if row.get("started_at") else "-",
         "seconds": ((row.get("ended_at") or time.time()) - row["started_at"]) if row.get("started_at") else 0,
         "started": when(row.get("started_at")),
