@@ -13,17 +13,17 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 
 @contextmanager
-def atomic_open(path: Path) -> Iterator[TextIO]:
-    """A text handle on a temporary file in the same folder, renamed onto PATH when the block ends
-    cleanly: readers never see half a file, and a failure leaves the old file (or none) in place."""
+def atomic_open(path: Path, binary: bool = False) -> Iterator[Any]:
+    """A text (or BINARY) handle on a temporary file in the same folder, renamed onto PATH when the block
+    ends cleanly: readers never see half a file, and a failure leaves the old file (or none) in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -34,23 +34,30 @@ def atomic_open(path: Path) -> Iterator[TextIO]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """As atomic_write_text, for bytes (an upload): a temporary file, fsynced, renamed onto PATH."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """As atomic_write_text, for bytes (an upload)."""
+    with atomic_open(path, binary=True) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_open(path) as handle:
         handle.write(text)
+
+
+def read_jsonl_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of an append-only JSONL file; a line cut by a kill or a full disk (never valid
+    JSON) is left out, not fatal."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def finite_json(data: Any) -> Any:

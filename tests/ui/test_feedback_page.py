@@ -61,21 +61,27 @@ def label_with_keys(page: Any, keys: list[str], shot: str | None = None) -> list
     return seen
 
 
+def start_session(page: Any, url: str, session: str, shot: str | None = None) -> None:
+    """Set up a labelling session in the page as alice: run `yes` against run `no`, short answers."""
+    page.goto(f"{url}/feedback")
+    page.select_option("#prompts", "questions.jsonl")
+    page.select_option("#model_a", "run:yes")
+    page.select_option("#model_b", "run:no")
+    page.fill("#annotator", "alice")
+    page.fill("#session", session)
+    page.click("#setup details > summary")  # folded, as a person would open it
+    page.fill("#max_new_tokens", "12")
+    if shot:
+        screenshot(page, shot)
+    page.click("#setup button[type=submit]")
+    page.wait_for_url(f"**/feedback?session={session}&annotator=alice")
+
+
 def test_label_pairs_with_the_keyboard(browser: Any, space: tuple[Path, Path]) -> None:
     runs, data = space
     with running_studio(runs, data) as (url, studio):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.goto(f"{url}/feedback")
-        page.select_option("#prompts", "questions.jsonl")
-        page.select_option("#model_a", "run:yes")
-        page.select_option("#model_b", "run:no")
-        page.fill("#annotator", "alice")
-        page.fill("#session", "panel")
-        page.click("#setup details > summary")  # folded, as a person would open it
-        page.fill("#max_new_tokens", "12")
-        screenshot(page, "feedback-setup")
-        page.click("#setup button[type=submit]")
-        page.wait_for_url("**/feedback?session=panel&annotator=alice")
+        start_session(page, url, "panel", shot="feedback-setup")
 
         alice = label_with_keys(page, ["1", "2", "b", "s"], shot="feedback")
         assert [item["index"] for item in alice] == [0, 1, 2, 3]

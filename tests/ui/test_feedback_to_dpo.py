@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.ui.conftest import running_studio
-from tests.ui.test_feedback_page import label_with_keys, space  # noqa: F401 (the fixture)
+from tests.ui.test_feedback_page import space, start_session  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -19,16 +19,7 @@ def test_labels_train_a_dpo_run_from_the_form(browser: Any, space: tuple[Path, P
     runs, data = space
     with running_studio(runs, data, models=[tiny_llama]) as (url, _):
         page = browser.new_page(viewport={"width": 1280, "height": 860})
-        page.goto(f"{url}/feedback")
-        page.select_option("#prompts", "questions.jsonl")
-        page.select_option("#model_a", "run:yes")
-        page.select_option("#model_b", "run:no")
-        page.fill("#annotator", "alice")
-        page.fill("#session", "tone")
-        page.click("#setup details > summary")
-        page.fill("#max_new_tokens", "12")
-        page.click("#setup button[type=submit]")
-        page.wait_for_url("**/feedback?session=tone&annotator=alice")
+        start_session(page, url, "tone")
         for done in range(4):  # this person always prefers the polite "Yes" answer
             page.wait_for_selector(f'#labelling[data-ready="1"][data-mine="{done}"]')
             first = page.text_content("#first .answer-text") or ""

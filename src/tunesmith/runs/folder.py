@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import UserError
-from tunesmith.files import atomic_write_text, finite_json
+from tunesmith.files import atomic_write_text, finite_json, read_jsonl_records
 
 LABELS_FILE = "labels.json"
 EARLY_RUN_FILES = {"train.log"}  # what a run may write before its config.yaml
@@ -98,17 +98,7 @@ class RunFolder:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The logged lines; a line cut by a kill or a full disk (never valid JSON) is left out."""
-        if not self.metrics.is_file():
-            return []
-        records = []
-        for line in self.metrics.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        return read_jsonl_records(self.metrics)
 
     def truncate_metrics(self, last_step: int) -> None:
         """On resume, drop lines logged after the checkpoint we restart from."""

@@ -41,7 +41,7 @@ from tunesmith.feedback.collect import (
     says_nothing,
     unpaired_path,
 )
-from tunesmith.files import append_jsonl, atomic_write_json
+from tunesmith.files import append_jsonl, atomic_write_json, read_jsonl_records
 from tunesmith.inference.sampling import Sampling
 from tunesmith.ui.models import pool_of
 from tunesmith.ui.security import SAFE_SEGMENT, Refused, child_path, json_object
@@ -66,10 +66,10 @@ class Session:
     labels_file = property(lambda self: self.path / "labels.jsonl")
 
     def pairs(self) -> dict[int, dict[str, Any]]:
-        return {int(p["index"]): p for p in read_jsonl(self.pairs_file) if isinstance(p.get("index"), int)}
+        return {int(p["index"]): p for p in read_jsonl_records(self.pairs_file) if isinstance(p.get("index"), int)}
 
     def labels(self) -> list[dict[str, Any]]:
-        return [r for r in read_jsonl(self.labels_file) if isinstance(r.get("index"), int)]
+        return [r for r in read_jsonl_records(self.labels_file) if isinstance(r.get("index"), int)]
 
     def swapped(self, annotator: str, index: int) -> bool:
         """Whether this annotator sees answer b first on this prompt: fixed per (session, annotator, prompt),
@@ -84,21 +84,6 @@ class Locks:
 
     held: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     background: set[asyncio.Task[Any]] = field(default_factory=set)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of an append-only file; a line torn by a crash mid-write is skipped, not fatal."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def open_session(ws: Any, name: Any) -> Session:

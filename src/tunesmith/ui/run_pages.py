@@ -29,6 +29,7 @@ from tunesmith.runs.report import (
 )
 from tunesmith.ui.form import FormProblems, Places, build_form, check_form
 from tunesmith.ui.security import SAFE_SEGMENT, Refused, json_object
+from tunesmith.ui.workspace import summary_status
 
 LIVE = ("starting", "running", "stopping")
 
@@ -194,12 +195,9 @@ def run_status(studio: Any, name: str, path: Path) -> str:
     rows = [r for r in _registry_rows(studio.workspace.runs) if Path(r["path"]).resolve() == path.resolve()]
     if rows and rows[-1]["status"] == "running":  # stale rows of dead processes are marked interrupted
         return "running"
-    summary = RunFolder(path).summary
-    if summary.is_file():
-        try:
-            return str(json.loads(summary.read_text()).get("status", "finished"))
-        except ValueError:
-            return "unknown"
+    summarised = summary_status(path)
+    if summarised is not None:
+        return summarised
     if rows:
         return str(rows[-1]["status"])
     code = studio.jobs.exit_code(name)

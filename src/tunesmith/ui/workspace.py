@@ -72,7 +72,7 @@ class Workspace:
         for config in sorted(self.runs.glob("*/config.yaml")) + sorted(self.runs.glob("*/*/config.yaml")):
             path = config.parent.resolve()  # a link that leads outside --runs is not a run of this studio
             if path not in rows and STUDIO not in path.parts and path.is_relative_to(self.runs):
-                rows[path] = {"name": path.name, "path": str(path), "status": _folder_status(path), "model": None,
+                rows[path] = {"name": path.name, "path": str(path), "status": summary_status(path) or "unknown", "model": None,
                               "method": None, "task": None, "started_at": config.stat().st_mtime,
                               "ended_at": None, "metrics": {}}
         listed = [_row(self, path, row) for path, row in rows.items() if path.is_dir()]
@@ -116,14 +116,15 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _folder_status(path: Path) -> str:
+def summary_status(path: Path) -> str | None:
+    """The status summary.json gives a run (None without one)."""
     summary = RunFolder(path).summary
-    if summary.is_file():
-        try:
-            return str(json.loads(summary.read_text()).get("status", "finished"))
-        except ValueError:
-            return "unknown"
-    return "unknown"
+    if not summary.is_file():
+        return None
+    try:
+        return str(json.loads(summary.read_text()).get("status", "finished"))
+    except ValueError:
+        return "unknown"
 
 
 def _row(ws: Workspace, path: Path, row: dict[str, Any]) -> dict[str, Any]:
