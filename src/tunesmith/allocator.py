@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-HEAVY_COMMANDS = {"train", "eval", "serve", "chat", "generate", "feedback", "estimate", "export", "ui"}
+HEAVY_COMMANDS = {"train", "eval", "serve", "chat", "generate", "feedback", "estimate", "export", "ui", "tune"}
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 LIBRARY_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")
 ENV = "TUNESMITH_ALLOCATOR"

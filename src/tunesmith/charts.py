@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 PALETTE = ("#2e86c1", "#e67e22", "#27ae60", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d", "#d4ac0d")
 STYLE = (
@@ -144,3 +144,53 @@ def line_chart(
         f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">{"".join(parts)}</svg>'
         f"<div>{' &nbsp; '.join(legend)}</div></div>"
     )
+
+
+def parallel_chart(title: str, axes: Sequence[str], rows: Sequence[tuple[str, Mapping[str, object]]]) -> str:
+    """Parallel coordinates: one vertical axis per name, one polyline per row through its values (numbers
+    scaled to each axis, log-scaled when they span more than 100×; other values spread evenly as
+    categories). A row without a value on an axis skips it. Rows come best first: the first is drawn on top
+    in the first colour."""
+    if not rows or not axes:
+        return ""
+    width, height, top, bottom, left = max(520, 130 * len(axes)), 300, 30, 40, 60
+    gap = (width - 2 * left) / max(1, len(axes) - 1)
+    place: dict[str, Callable[[object], float | None]] = {a: _axis_scale([r[1].get(a) for r in rows]) for a in axes}
+    parts = []
+    for i, axis in enumerate(axes):
+        x = left + i * gap
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#999"/>'
+                     f'<text x="{x:.1f}" y="{height - bottom + 18}" font-size="11" text-anchor="middle">'
+                     f"{html.escape(axis)}</text>")
+    for n, (label, values) in reversed(list(enumerate(rows))):
+        points = []
+        for i, axis in enumerate(axes):
+            share = place[axis](values.get(axis))
+            if share is not None:
+                points.append(f"{left + i * gap:.1f},{height - bottom - share * (height - top - bottom):.1f}")
+        colour = PALETTE[0] if n == 0 else "#b0b7bf"
+        parts.append(f'<polyline class="series" data-series="{html.escape(label)}" points="{" ".join(points)}" '
+                     f'fill="none" stroke="{colour}" stroke-width="{3 if n == 0 else 1.5}">'
+                     f"<title>{html.escape(label)}</title></polyline>")
+    return (f'<div class="chart"><h3>{html.escape(title)}</h3><svg width="{width}" height="{height}" role="img">'
+            f'{"".join(parts)}</svg></div>')
+
+
+def _axis_scale(values: Sequence[object]) -> Callable[[object], float | None]:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)
+               and math.isfinite(float(v))]
+    if numbers and len(numbers) == sum(v is not None for v in values):
+        low, high = min(numbers), max(numbers)
+        use_log = low > 0 and high / low > 100
+        if use_log:
+            low, high = math.log10(low), math.log10(high)
+        span = (high - low) or 1.0
+
+        def share(value: object) -> float | None:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return None
+            v = math.log10(float(value)) if use_log else float(value)
+            return (v - low) / span if high > low else 0.5
+        return share
+    names = sorted({repr(v) for v in values if v is not None})
+    return lambda value: None if value is None else (names.index(repr(value)) + 0.5) / len(names)

@@ -263,6 +263,45 @@ def serve(
 
 
 @app.command()
+def tune(
+    config: Annotated[str, typer.Argument(help="run config (YAML); or `show` to show a study")],
+    study_dir: Annotated[Path | None, typer.Argument(help="with `show`: the study's folder (output.dir/<study>)")] = None,
+    space: Annotated[Path | None, typer.Option("--space", help="search space: dotted keys -> distributions (YAML)")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", help="trials in total (over every process on the study)")] = None,
+    budget_minutes: Annotated[float | None, typer.Option("--budget-minutes", help="start no trial after this long")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="trials at once on this machine (when memory allows)")] = 1,
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna RDB URL (default: SQLite in the study folder)")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="study name (default: output.name)")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="eval_loss, or a task metric: macro_f1, rougeL")] = "eval_loss",
+    direction: Annotated[str | None, typer.Option("--direction", help="minimize or maximize (default: from the metric)")] = None,
+    sampler: Annotated[str, typer.Option("--sampler", help="tpe, random, grid or cmaes")] = "tpe",
+    pruner: Annotated[str, typer.Option("--pruner", help="median, halving, hyperband or none")] = "median",
+    seed: Annotated[int, typer.Option("--seed", help="the sampler's seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="what the estimator checks trials against")] = "cpu",
+) -> None:
+    """Search hyper-parameters within a budget: each trial is a normal run (output.dir/<study>/trial-K);
+    writes best.yaml (ready to train) and report.html there. `tunesmith tune show STUDY_DIR` shows a study.
+
+    Example: tunesmith tune examples/demo/config.yaml --space space.yaml --trials 8
+    """
+    from tunesmith.tune.command import build_search, show
+    from tunesmith.tune.command import tune as run_tune
+
+    if config == "show":
+        if study_dir is None and storage is None:
+            raise UserError("tunesmith tune show STUDY_DIR (or --storage URL --study NAME)")
+        show(study_dir or Path("."), storage, study)
+        return
+    if space is None:
+        raise UserError("--space SPACE.yaml: which keys to search, and over what")
+    _quiet()
+    search = build_search(Path(config), space, trials=trials, minutes=budget_minutes, metric=metric,
+                          direction=direction, sampler=sampler, pruner=pruner, storage=storage, study=study,
+                          seed=seed, device=device)
+    run_tune(search, jobs)
+
+
+@app.command()
 def ui(
     host: Annotated[str, typer.Option("--host", help="address to bind (non-loopback needs a token)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 7860,

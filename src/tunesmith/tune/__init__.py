@@ -1,0 +1,1 @@
+"""Hyper-parameter search (`tunesmith tune`): Optuna over normal tunesmith runs."""
