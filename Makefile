@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test install dev lint studio-walkthrough bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling scale-on-paper llama-cpp clean
+.PHONY: demo test install dev lint studio-walkthrough bench-tune bench bench-outcomes bench-methods bench-data bench-serve bench-estimate bench-scaling scale-on-paper llama-cpp clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,10 @@ lint: $(VENV)/.dev
 
 test: lint
 	$(BIN)/python -m pytest -q --durations=40; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests selected"; exit 0; fi; exit $$rc
+
+# tunesmith tune on the real-text classification example: best config vs default, on data the search never saw.
+bench-tune: $(VENV)/.installed
+	$(BIN)/python benchmarks/tune_chapters.py
 
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[bench]"

@@ -278,6 +278,7 @@ def tune(
     pruner: Annotated[str, typer.Option("--pruner", help="median, halving, hyperband or none")] = "median",
     seed: Annotated[int, typer.Option("--seed", help="the sampler's seed")] = 0,
     device: Annotated[str, typer.Option("--device", help="what the estimator checks trials against")] = "cpu",
+    memory_gb: Annotated[float | None, typer.Option("--memory-gb", help="memory to plan trials for")] = None,
 ) -> None:
     """Search hyper-parameters within a budget: each trial is a normal run (output.dir/<study>/trial-K);
     writes best.yaml (ready to train) and report.html there. `tunesmith tune show STUDY_DIR` shows a study.
@@ -297,7 +298,7 @@ def tune(
     _quiet()
     search = build_search(Path(config), space, trials=trials, minutes=budget_minutes, metric=metric,
                           direction=direction, sampler=sampler, pruner=pruner, storage=storage, study=study,
-                          seed=seed, device=device)
+                          seed=seed, device=device, memory_gb=memory_gb)
     run_tune(search, jobs)
 
 

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import optuna
 import pytest
 import yaml
 
+from tests.ui.conftest import running_studio
 from tunesmith import train
 from tunesmith.cli import main
 from tunesmith.tune.command import build_search, tune
@@ -60,6 +62,10 @@ def test_a_learning_rate_search_picks_its_best_trial_and_best_yaml_retrains_to_i
     assert "best eval_loss so far" in report and "parallel coordinates" in report and "trial-3" in report
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["train"]["lr"] == pytest.approx(study.best_params["train.lr"])
+    with running_studio(tmp_path / "runs", tmp_path) as (url, _):  # the studio lists the study and its report
+        listing = httpx.get(f"{url}/").text
+        assert 'href="/studies/lr"' in listing and 'href="/runs/lr/trial-0"' in listing
+        assert "parallel coordinates" in httpx.get(f"{url}/studies/lr").text
     again = train(folder / "best.yaml", quiet=True)
     assert again.run_dir == tmp_path / "runs" / "lr-best"
     assert metric_of(again.summary, "eval_loss") == pytest.approx(study.best_value, rel=1e-6)
@@ -88,6 +94,16 @@ def test_a_hopeless_trial_is_pruned_at_its_step(job: Any) -> None:
     assert pruned.user_attrs["pruned_at_step"] == 2
     summary = json.loads((search.folder / "trial-2" / "summary.json").read_text())
     assert summary["steps"] == 2 and "pruned by the search" in summary["stop_reason"]
+
+
+def test_trials_that_do_not_fit_are_skipped_before_they_start(job: Any, tmp_path: Path) -> None:
+    config, space = job()
+    study = tune(build_search(config, space, trials=2, memory_gb=0.05))  # 50 MB: no trial fits
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["PRUNED", "PRUNED"]
+    assert all(t.user_attrs["skipped"].startswith("does not fit: estimated") for t in trials)
+    assert not any((tmp_path / "runs" / "lr").glob("trial-*"))  # nothing was trained
+    assert "skipped" in (tmp_path / "runs" / "lr" / "report.html").read_text()
 
 
 def test_two_processes_share_one_sqlite_study(job: Any, tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def _affordable_jobs(search: Search, jobs: int) -> int:
     from tunesmith.estimate.estimator import estimate_run
 
     try:
-        found = estimate_run(search.base, find_device(search.device, None), suggest=False)
+        found = estimate_run(search.base, find_device(search.device, search.memory_gb), suggest=False)
     except UserError:
         return jobs
     fit = max(1, int(found.memory_mb // max(found.peak_memory_mb, 1.0)))

@@ -45,6 +45,7 @@ class Search:
     study: str | None = None  # default: output.name
     seed: int = 0
     device: str = "cpu"
+    memory_gb: float | None = None  # what the estimator plans for instead of the device's memory
     quiet: bool = True
     skipped: list[int] = field(default_factory=list)
 
@@ -163,7 +164,7 @@ def objective(search: Search, trial: Any) -> float:
     cfg = load_config(search.config, overrides, base_dir=search.base_dir)
     trial.set_user_attr("run", name)
     trial.set_user_attr("overrides", overrides[:-2])
-    reason = _does_not_fit(cfg, search.device)
+    reason = _does_not_fit(cfg, search.device, search.memory_gb)
     if reason is not None:
         trial.set_user_attr("skipped", reason)
         raise optuna.TrialPruned(reason)
@@ -189,13 +190,13 @@ def metric_of(summary: dict[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _does_not_fit(cfg: RunConfig, device: str) -> str | None:
+def _does_not_fit(cfg: RunConfig, device: str, memory_gb: float | None) -> str | None:
     """Why the estimator says this trial cannot run here (None when it fits, or cannot be estimated)."""
     from tunesmith.estimate.devices import find_device
     from tunesmith.estimate.estimator import estimate_run
 
     try:
-        found = estimate_run(cfg, find_device(device, None), suggest=False)
+        found = estimate_run(cfg, find_device(device, memory_gb), suggest=False)
     except UserError:
         return None  # a task the estimator does not cover: the trial runs
     if found.fits:

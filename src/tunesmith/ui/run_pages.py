@@ -28,7 +28,7 @@ from tunesmith.runs.report import (
     run_charts,
 )
 from tunesmith.ui.form import FormProblems, Places, build_form, check_form
-from tunesmith.ui.security import SAFE_SEGMENT, Refused, json_object
+from tunesmith.ui.security import SAFE_SEGMENT, Refused, child_path, json_object
 from tunesmith.ui.workspace import summary_status
 
 LIVE = ("starting", "running", "stopping")
@@ -44,7 +44,15 @@ def add_routes(app: FastAPI, studio: Any) -> None:
         for row in rows:
             if studio.jobs.running(row["name"]):
                 row["status"] = "running"
-        return studio.page(request, "runs.html", runs=rows)
+        return studio.page(request, "runs.html", runs=rows, studies=ws.studies())
+
+    @app.get("/studies/{name}", response_class=HTMLResponse)
+    async def study_report(name: str) -> Response:
+        """A search's own report.html (written by `tunesmith tune`)."""
+        path = child_path(ws.runs, name, "study") / "report.html"
+        if not path.is_file():
+            raise Refused(404, f"study {name} has no report yet (tunesmith tune show {ws.runs / name})")
+        return HTMLResponse(path.read_text(encoding="utf-8"))
 
     @app.get("/runs/{name:path}", response_class=HTMLResponse)
     async def run_page(request: Request, name: str) -> Response:

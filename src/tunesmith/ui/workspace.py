@@ -78,6 +78,16 @@ class Workspace:
         listed = [_row(self, path, row) for path, row in rows.items() if path.is_dir()]
         return sorted(listed, key=lambda r: r["started_at"] or 0, reverse=True)
 
+    def studies(self) -> list[dict[str, Any]]:
+        """Hyper-parameter searches under --runs (`tunesmith tune`): a folder with study.sqlite."""
+        found = []
+        for db in sorted(self.runs.glob("*/study.sqlite")):
+            folder = db.parent
+            if folder.resolve().is_relative_to(self.runs) and not folder.name.startswith("."):
+                found.append({"name": folder.name, "trials": len(list(folder.glob("trial-*"))),
+                              "report": (folder / "report.html").is_file(), "best": (folder / "best.yaml").is_file()})
+        return found
+
     def data_files(self) -> list[Path]:
         """Data files the studio may read: uploads, feedback sessions' preference files, and files under
         --data (three levels deep)."""
