@@ -106,12 +106,12 @@ def test_trials_that_do_not_fit_are_skipped_before_they_start(job: Any, tmp_path
     assert "skipped" in (tmp_path / "runs" / "lr" / "report.html").read_text()
 
 
-def test_two_processes_share_one_sqlite_study(job: Any, tmp_path: Path) -> None:
+def test_processes_share_one_sqlite_study(job: Any, tmp_path: Path) -> None:
     config, space = job()
     command = [sys.executable, "-m", "tunesmith", "tune", str(config), "--space", str(space), "--trials", "4",
                "--pruner", "none"]
-    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
-               for _ in range(2)]
+    workers = [subprocess.Popen(command + extra, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=_env()) for extra in ([], ["--jobs", "2"])]  # 3 searching processes in all
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     study = optuna.load_study(study_name="lr", storage=f"sqlite:///{tmp_path / 'runs' / 'lr' / 'study.sqlite'}")

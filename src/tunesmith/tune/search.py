@@ -5,7 +5,7 @@ trials the estimator says do not fit skipped before they start.
 Optuna owns sampling (TPE, random, grid, CMA-ES), pruning (median, successive halving, Hyperband) and the
 study's storage: SQLite beside the runs by default, so an interrupted search resumes; any Optuna RDB URL
 (PostgreSQL, MySQL) lets several machines work on one study. Trials of processes that died are retried
-with the same parameters (Optuna's heartbeat and `RetryFailedTrialCallback`).
+with the same parameters (Optuna's heartbeat and its retry callback).
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ def open_study(search: Search) -> Any:
     # heartbeats, grouped TPE and stale-trial retries are marked experimental by Optuna; used on purpose
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     search.folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        search.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-    )
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # Optuna >= 4.9
+    callback = {"heartbeat_stale_trial_callback": retry(max_retry=1)} if retry is not None else \
+        {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
+    storage = optuna.storages.RDBStorage(search.storage_url, heartbeat_interval=HEARTBEAT_S,
+                                         grace_period=3 * HEARTBEAT_S, **callback)
     return optuna.create_study(storage=storage, study_name=search.name, load_if_exists=True,
                                direction="minimize" if search.minimize else "maximize",
                                sampler=_sampler(search), pruner=_pruner(search))
@@ -261,12 +262,29 @@ def run_search(search: Search) -> Any:
             # seeded by the trial's place in the study, not by the process: reproducible in one process,
             # and two processes sharing the study never draw the same parameters
             study.sampler = _sampler(search, search.seed + len(study.get_trials(deepcopy=False)))
-            study.optimize(run, n_trials=1)
+            study.optimize(run, n_trials=1, callbacks=[_say(search, started)])
             turn.give()
     finally:
         turn.give()
         turn.handle.close()
     return study
+
+
+def _say(search: Search, started: float) -> Any:
+    """A line per finished trial: the search is long, and its trials are quiet."""
+
+    def say(study: Any, trial: Any) -> None:
+        attrs = trial.user_attrs
+        outcome = (attrs.get("skipped") or (f"pruned at step {attrs['pruned_at_step']}" if "pruned_at_step" in attrs
+                   else None) or attrs.get("error") or
+                   (f"{search.metric} {trial.value:.5g}" if trial.value is not None else trial.state.name.lower()))
+        finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        total = f"/{search.trials}" if search.trials else ""
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        print(f"[{finished}{total}, {(time.monotonic() - started) / 60:.1f} min] trial-{trial.number}: {outcome} "
+              f"({params})", flush=True)
+
+    return say
 
 
 def _grid_done(study: Any) -> bool:
