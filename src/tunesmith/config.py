@@ -299,18 +299,19 @@ def _valid_keys_at(loc: list[str], raw: dict[str, Any]) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             return []
-        sub = _section_type(field.annotation)
+        sub = section_type(field.annotation)
         if sub is None:
             return []
         model = sub
     return list(model.model_fields)
 
 
-def _section_type(annotation: Any) -> type[BaseModel] | None:
+def section_type(annotation: Any) -> type[BaseModel] | None:
+    """The section class an annotation holds (`X`, `X | None`, ...), or None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _section_type(arg)
+        found = section_type(arg)
         if found is not None:
             return found
     return None

@@ -14,6 +14,7 @@ import yaml
 from tunesmith.charts import bar_chart, line_chart, page, parallel_chart
 from tunesmith.files import atomic_write_text
 from tunesmith.runs.report import read_run_view, render_overlay
+from tunesmith.tune.search import params_text, trial_note
 
 BEST_FILE = "best.yaml"
 REPORT_FILE = "report.html"
@@ -24,9 +25,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         state = trial.state.name.lower()
-        note = attrs.get("skipped") or attrs.get("error") or ""
-        if "pruned_at_step" in attrs:
-            note = f"pruned at step {attrs['pruned_at_step']}"
+        note = trial_note(attrs)
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
             if trial.datetime_complete and trial.datetime_start else None
         rows.append({"number": trial.number, "run": attrs.get("run", f"trial-{trial.number}"),
@@ -106,7 +105,7 @@ def _table(rows: list[dict[str, Any]], metric: str) -> str:
     body = "".join(
         f"<tr><td>{html.escape(r['run'])}</td><td>{html.escape(r['state'])}</td>"
         f"<td>{_value(r['value'])}</td>"
-        f"<td>{html.escape(', '.join(f'{k}={_short(v)}' for k, v in r['params'].items()))}</td>"
+        f"<td>{html.escape(params_text(r['params']))}</td>"
         f"<td>{html.escape(r['note'])}</td></tr>"
         for r in rows)
     return f"<table>{head}{body}</table>"
@@ -114,10 +113,6 @@ def _table(rows: list[dict[str, Any]], metric: str) -> str:
 
 def _value(value: Any) -> str:
     return "" if value is None else f"{value:.5g}"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _finite(value: Any) -> bool:
@@ -133,5 +128,5 @@ def print_trials(study: Any, metric: str) -> None:
     for r in trial_rows(study):
         mark = " ★" if best is not None and r["number"] == best.number else ""
         table.add_row(r["run"] + mark, r["state"], _value(r["value"]),
-                      ", ".join(f"{k}={_short(v)}" for k, v in r["params"].items()), r["note"])
+                      params_text(r["params"]), r["note"])
     Console().print(table)

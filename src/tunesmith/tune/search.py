@@ -270,19 +270,28 @@ def run_search(search: Search) -> Any:
     return study
 
 
+def params_text(params: dict[str, Any]) -> str:
+    """A trial's parameters in one line (floats to 3 significant digits)."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def trial_note(attrs: dict[str, Any]) -> str:
+    """Why a trial has no value, from what the search recorded on it (empty for a finished trial)."""
+    if "pruned_at_step" in attrs:
+        return f"pruned at step {attrs['pruned_at_step']}"
+    return str(attrs.get("skipped") or attrs.get("error") or "")
+
+
 def _say(search: Search, started: float) -> Any:
     """A line per finished trial: the search is long, and its trials are quiet."""
 
     def say(study: Any, trial: Any) -> None:
-        attrs = trial.user_attrs
-        outcome = (attrs.get("skipped") or (f"pruned at step {attrs['pruned_at_step']}" if "pruned_at_step" in attrs
-                   else None) or attrs.get("error") or
-                   (f"{search.metric} {trial.value:.5g}" if trial.value is not None else trial.state.name.lower()))
+        outcome = trial_note(trial.user_attrs) or (
+            f"{search.metric} {trial.value:.5g}" if trial.value is not None else trial.state.name.lower())
         finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
         total = f"/{search.trials}" if search.trials else ""
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
         print(f"[{finished}{total}, {(time.monotonic() - started) / 60:.1f} min] trial-{trial.number}: {outcome} "
-              f"({params})", flush=True)
+              f"({params_text(trial.params)})", flush=True)
 
     return say
 

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from tunesmith.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from tunesmith.ui.security import MAX_UPLOAD_BYTES, Refused, child_path, free_path, json_object, upload_name
+from tunesmith.ui.security import MAX_UPLOAD_BYTES, child_path, free_path, json_object, read_body, upload_name
 
 
 def add_routes(app: FastAPI, studio: Any) -> None:
@@ -32,16 +32,9 @@ def add_routes(app: FastAPI, studio: Any) -> None:
     @app.put("/api/upload")
     async def upload(request: Request) -> dict[str, Any]:
         name = upload_name(request.query_params.get("name", ""))
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-            raise Refused(413, f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
-        body = bytearray()
-        async for part in request.stream():
-            body += part
-            if len(body) > MAX_UPLOAD_BYTES:
-                raise Refused(413, f"upload over {MAX_UPLOAD_BYTES // 2**20} MB")
+        body = await read_body(request, MAX_UPLOAD_BYTES, "upload")
         path = free_path(ws.uploads, name)
-        atomic_write_bytes(path, bytes(body))
+        atomic_write_bytes(path, body)
         return {"file": ws.shown(path), "bytes": len(body)}
 
     @app.post("/api/check")

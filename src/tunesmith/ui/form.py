@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from tunesmith.config import CHOSEN, RunConfig, section_classes, validation_problems
+from tunesmith.config import CHOSEN, RunConfig, section_classes, section_type, validation_problems
 from tunesmith.errors import UserError
 from tunesmith.sections import Section
 
@@ -78,7 +78,7 @@ def build_form() -> list[FormSection]:
             fields = [f for variant, cls in section_classes(name).items() for f in _fields(cls, f"{name}.", variant)]
             sections.append(FormSection(name, fields, list(section_classes(name)), default))
             continue
-        model = _section_type(info.annotation)
+        model = section_type(info.annotation)
         if model is not None:
             sections.append(FormSection(name, _fields(model, f"{name}.", "")))
     return sections
@@ -138,13 +138,6 @@ def _default_text(info: FieldInfo) -> str:
     if isinstance(value, str | int | float):
         return str(value)
     return json.dumps(value) if not isinstance(value, BaseModel) else ""
-
-
-def _section_type(annotation: Any) -> type[BaseModel] | None:
-    for candidate in (annotation, *get_args(annotation)):
-        if isinstance(candidate, type) and issubclass(candidate, Section):
-            return candidate
-    return None
 
 
 class FormProblems(Exception):
@@ -227,10 +220,10 @@ def _parse(spec: FormField, text: str, data_paths: dict[str, str]) -> Any:
 
 def _annotation_of(spec: FormField) -> Any:
     section, *rest = spec.key.split(".")
-    model: Any = section_classes(section)[spec.variant] if spec.variant else _section_type(
+    model: Any = section_classes(section)[spec.variant] if spec.variant else section_type(
         RunConfig.model_fields[section].annotation)
     for part in rest[:-1]:
-        model = _section_type(model.model_fields[part].annotation)
+        model = section_type(model.model_fields[part].annotation)
     return model.model_fields[rest[-1]].annotation
 
 

@@ -18,7 +18,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tunesmith.charts import page as report_page
 from tunesmith.errors import UserError
 from tunesmith.runs.folder import RunFolder
-from tunesmith.runs.registry import RunRegistry
 from tunesmith.runs.report import (
     OVERVIEW_KEYS,
     RunView,
@@ -200,7 +199,7 @@ def run_status(studio: Any, name: str, path: Path) -> str:
         if studio.jobs.stopping(name):
             return "stopping"
         return "running" if RunFolder(path).metrics.is_file() else "starting"
-    rows = [r for r in _registry_rows(studio.workspace.runs) if Path(r["path"]).resolve() == path.resolve()]
+    rows = [r for r in studio.workspace.registry_rows() if Path(r["path"]).resolve() == path.resolve()]
     if rows and rows[-1]["status"] == "running":  # stale rows of dead processes are marked interrupted
         return "running"
     summarised = summary_status(path)
@@ -213,13 +212,10 @@ def run_status(studio: Any, name: str, path: Path) -> str:
     return "unknown" if code is None else ("interrupted" if code in stopped else "failed")
 
 
-def _registry_rows(root: Path) -> list[dict[str, Any]]:
-    return RunRegistry(root).list() if (root / "registry.sqlite").is_file() else []
-
-
 def can_resume(studio: Any, name: str, path: Path, status: str) -> bool:
     started_here = (studio.workspace.configs / f"{name}.yaml").is_file()
-    return started_here and status not in LIVE and status != "finished" and bool(checkpoints(path))
+    has_checkpoint = any(RunFolder(path).checkpoints.glob("step-*"))
+    return started_here and status not in LIVE and status != "finished" and has_checkpoint
 
 
 def checkpoints(path: Path) -> list[dict[str, Any]]:

@@ -104,13 +104,22 @@ def upload_name(raw: str) -> str:
 MAX_JSON_BYTES = 1_000_000
 
 
-async def json_object(request: Any) -> dict[str, Any]:
-    """A request's JSON object body (at most MAX_JSON_BYTES), or a Refused(400) saying what is wrong."""
+async def read_body(request: Any, limit: int, what: str = "request body") -> bytes:
+    """A request's body, refused (413) as soon as it passes LIMIT bytes, declared or sent."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"{what} over {limit:,} bytes")
     raw = bytearray()
     async for part in request.stream():
         raw += part
-        if len(raw) > MAX_JSON_BYTES:
-            raise Refused(413, f"request body over {MAX_JSON_BYTES} bytes")
+        if len(raw) > limit:
+            raise Refused(413, f"{what} over {limit:,} bytes")
+    return bytes(raw)
+
+
+async def json_object(request: Any) -> dict[str, Any]:
+    """A request's JSON object body (at most MAX_JSON_BYTES), or a Refused(400) saying what is wrong."""
+    raw = await read_body(request, MAX_JSON_BYTES)
     try:
         body = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):

@@ -14,7 +14,7 @@ import yaml
 
 from tunesmith.runs.folder import RunFolder
 from tunesmith.runs.listing import duration, when
-from tunesmith.runs.registry import RunRegistry
+from tunesmith.runs.registry import REGISTRY_FILE, RunRegistry
 from tunesmith.ui.security import DATA_SUFFIXES, child_path
 
 STUDIO = ".studio"
@@ -64,11 +64,10 @@ class Workspace:
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run under --runs, newest first: the registry's rows, then folders it does not know."""
         rows: dict[Path, dict[str, Any]] = {}
-        if (self.runs / "registry.sqlite").is_file():
-            for row in RunRegistry(self.runs).list():
-                path = Path(row["path"]).resolve()
-                if path.is_relative_to(self.runs) and path != self.runs:
-                    rows[path] = row  # the newest row of a reused name wins (list() is oldest first)
+        for row in self.registry_rows():
+            path = Path(row["path"]).resolve()
+            if path.is_relative_to(self.runs) and path != self.runs:
+                rows[path] = row  # the newest row of a reused name wins (list() is oldest first)
         for config in sorted(self.runs.glob("*/config.yaml")) + sorted(self.runs.glob("*/*/config.yaml")):
             path = config.parent.resolve()  # a link that leads outside --runs is not a run of this studio
             if path not in rows and STUDIO not in path.parts and path.is_relative_to(self.runs):
@@ -87,6 +86,10 @@ class Workspace:
                 found.append({"name": folder.name, "trials": len(list(folder.glob("trial-*"))),
                               "report": (folder / "report.html").is_file(), "best": (folder / "best.yaml").is_file()})
         return found
+
+    def registry_rows(self) -> list[dict[str, Any]]:
+        """The registry's rows, oldest first (none before the first run: the studio creates no registry)."""
+        return RunRegistry(self.runs).list() if (self.runs / REGISTRY_FILE).is_file() else []
 
     def data_files(self) -> list[Path]:
         """Data files the studio may read: uploads, feedback sessions' preference files, and files under
